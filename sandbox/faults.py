@@ -30,6 +30,7 @@ Requests under ``/_emulator/`` (the control API) are never faulted or throttled.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import random
 import re
@@ -280,10 +281,8 @@ async def _abort_connection(send: Send) -> None:
         return
     sock = transport.get_extra_info("socket")
     if sock is not None:
-        try:
+        with contextlib.suppress(OSError):  # RST instead of FIN, like a real reset
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        except OSError:
-            pass
     transport.abort()
     cycle.disconnected = True  # tell uvicorn not to answer a request whose connection is gone
     await asyncio.sleep(0)
