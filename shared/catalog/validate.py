@@ -65,12 +65,12 @@ def _check_map(file: str, m: TableMap, by_name: dict[str, TableMap]) -> list[Pro
     for fm in m.fields:
         direction = m.field_direction(fm)
         label = fm.label
-        for column in (fm.dataverse, fm.finance):
-            if column and column.lower() in COMPANY_COLUMNS and m.company is not None:
-                out.append(
-                    _p(Code.COMPANY_AS_FIELD, file, m,
-                       f"{column!r} is the company; the map's `company` block maps it, not a field", label)
-                )
+        company_column = next((c for c in (fm.dataverse, fm.finance) if c and c.lower() in COMPANY_COLUMNS), None)
+        if company_column and m.company is not None:
+            out.append(
+                _p(Code.COMPANY_AS_FIELD, file, m,
+                   f"{company_column!r} is the company; the map's `company` block maps it, not a field", label)
+            )
         if not _direction_allowed(m.direction, direction):
             out.append(
                 _p(Code.KEY_WRONG_DIRECTION, file, m,
@@ -119,6 +119,7 @@ def _check_keys(file: str, m: TableMap) -> list[Problem]:
     out: list[Problem] = []
     by_dv = {f.dataverse: f for f in m.fields if f.dataverse}
     by_fo = {f.finance: f for f in m.fields if f.finance}
+    checked: set[int] = set()  # a field holding both sides' key is reported once
     for side, keys, index in (
         (Side.DATAVERSE, m.dataverse.keys, by_dv),
         (Side.FINANCE, m.finance.keys, by_fo),
@@ -131,6 +132,9 @@ def _check_keys(file: str, m: TableMap) -> list[Problem]:
                 out.append(_p(Code.KEY_NOT_MAPPED, file, m,
                               f"integration key {side.value} column {key!r} has no field mapping", key))
                 continue
+            if id(fm) in checked:
+                continue
+            checked.add(id(fm))
             direction = m.field_direction(fm)
             if m.direction is Direction.BIDIRECTIONAL and direction is not Direction.BIDIRECTIONAL:
                 out.append(_p(Code.KEY_NOT_BIDIRECTIONAL, file, m,
