@@ -1,0 +1,77 @@
+"""Mask obvious secrets before anything is stored (promise 8: secrets never reach error records).
+
+Callers scrub payloads themselves; this is the store's own last line of defence.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+MASK = "***"
+
+# Compared after lower-casing and dropping "-", "_" and spaces, so "Client-Secret" matches too.
+_SECRET_KEYS = frozenset(
+    {
+        "authorization",
+        "proxyauthorization",
+        "clientsecret",
+        "secret",
+        "password",
+        "passwd",
+        "pwd",
+        "token",
+        "accesstoken",
+        "refreshtoken",
+        "idtoken",
+        "key",
+        "apikey",
+        "accountkey",
+        "sharedaccesskey",
+        "sharedaccesssignature",
+        "connectionstring",
+        "xdualsynckey",
+        "xfunctionskey",
+    }
+)
+# Suffixes catch e.g. "webhook_secret", "sas_token", "storage_connection_string".
+_SECRET_SUFFIXES = ("secret", "password", "token", "connectionstring", "accesskey", "apikey")
+# Paging and change-tracking cursors end in "token" but are not credentials.
+_NOT_SECRET = frozenset(
+    {"deltatoken", "skiptoken", "continuationtoken", "changetoken", "synctoken", "pagetoken"}
+)
+
+# key=value secrets inside strings (connection strings, SAS tokens) and bearer tokens.
+_INLINE = re.compile(
+    r"(?P<name>SharedAccessKey|SharedAccessSignature|AccountKey|Password|Pwd|ClientSecret|sig)"
+    r"(?P<sep>\s*=\s*)(?P<value>[^;&\s\"']+)",
+    re.IGNORECASE,
+)
+_BEARER = re.compile(r"(?P<name>Bearer|Basic)(?P<sep>\s+)(?P<value>[A-Za-z0-9\-._~+/]+=*)", re.IGNORECASE)
+
+
+def is_secret_key(name: str) -> bool:
+    norm = re.sub(r"[-_\s.$@]", "", name).lower()
+    if norm in _NOT_SECRET:
+        return False
+    return norm in _SECRET_KEYS or norm.endswith(_SECRET_SUFFIXES)
+
+
+def scrub_text(text: str) -> str:
+    text = _INLINE.sub(lambda m: f"{m['name']}{m['sep']}{MASK}", text)
+    return _BEARER.sub(lambda m: f"{m['name']}{m['sep']}{MASK}", text)
+
+
+def scrub(obj: Any) -> Any:
+    """A copy of ``obj`` (JSON-like: dicts, lists, strings, scalars) with secret values masked."""
+    if isinstance(obj, Mapping):
+        return {
+            k: (MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, "") else scrub(v))
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list | tuple):
+        return [scrub(v) for v in obj]
+    if isinstance(obj, str):
+        return scrub_text(obj)
+    return obj

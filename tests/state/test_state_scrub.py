@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from shared.state.scrub import MASK, is_secret_key, scrub
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Authorization",
+        "client_secret",
+        "Client-Secret",
+        "secret",
+        "PASSWORD",
+        "token",
+        "access_token",
+        "key",
+        "ConnectionString",
+        "AzureWebJobsStorage_connection_string",
+        "SharedAccessKey",
+        "webhook_secret",
+        "x-dualsync-key",
+        "api_key",
+    ],
+)
+def test_secret_names_are_masked(name: str) -> None:
+    assert is_secret_key(name)
+    assert scrub({name: "value-123"}) == {name: MASK}
+
+
+@pytest.mark.parametrize(
+    "name", ["name", "map", "record_key", "msdyn_projectid", "$deltatoken", "skiptoken", "keys_count"]
+)
+def test_ordinary_names_are_kept(name: str) -> None:
+    assert not is_secret_key(name)
+    assert scrub({name: "value-123"}) == {name: "value-123"}
+
+
+def test_inline_secrets_in_strings() -> None:
+    conn = "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=Zm9v+YmFy/="
+    storage = (
+        "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=QUJD;EndpointSuffix=core.windows.net"
+    )
+    sas = "https://acct.blob.core.windows.net/c?sv=2022&sig=abc%2Bdef&se=2030"
+    out = scrub({"notes": [conn, storage, sas, "Authorization: Bearer eyJ0eXAiOiJKV1Qi.x.y"]})
+    joined = " ".join(out["notes"])
+    for secret in ("Zm9v+YmFy", "QUJD", "abc%2Bdef", "eyJ0eXAiOiJKV1Qi"):
+        assert secret not in joined
+    assert "SharedAccessKeyName=RootManageSharedAccessKey" in joined
+    assert "AccountName=acct" in joined
+
+
+def test_scrub_copies_and_keeps_structure() -> None:
+    original = {"a": [{"password": "p", "n": 1}, ("x", None)], "b": True, "token": None}
+    out = scrub(original)
+    assert out == {"a": [{"password": MASK, "n": 1}, ["x", None]], "b": True, "token": None}
+    assert original["a"][0]["password"] == "p"  # type: ignore[index]
