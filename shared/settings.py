@@ -46,7 +46,7 @@ class SettingsError(Exception):
 class Settings(BaseSettings):
     """All settings. Environment variable = ``DUALSYNC_`` + field name in upper case."""
 
-    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", case_sensitive=False)
+    model_config = SettingsConfigDict(env_prefix=PREFIX, extra="ignore", case_sensitive=False, env_ignore_empty=True)
 
     # --- the two environments -------------------------------------------------------------------
     dataverse_url: AnyHttpUrl = Field(

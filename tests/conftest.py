@@ -1,0 +1,11 @@
+"""Suite-wide set-up: settings for importing the function app against local endpoints."""
+
+from __future__ import annotations
+
+import os
+
+# The function app reads settings at import; tests point it at loopback emulators.
+os.environ.setdefault("DUALSYNC_DATAVERSE_URL", "http://127.0.0.1:5081")
+os.environ.setdefault("DUALSYNC_FINANCE_URL", "http://127.0.0.1:5082")
+os.environ.setdefault("DUALSYNC_AUTH_MODE", "static_token")
+os.environ.setdefault("DUALSYNC_STATIC_TOKEN", "test-token")
