@@ -119,11 +119,15 @@ class Rule:
     statuses: tuple[int, ...] = ()
     codes: tuple[str, ...] = ()
     service: Service | None = None
+    # Only for Finance, whose errors carry no code: a phrase of its infolog (lower case).
+    phrases: tuple[str, ...] = ()
 
-    def matches(self, service: Service, status: int, code: str) -> bool:
+    def matches(self, service: Service, status: int, code: str, message: str) -> bool:
         if self.service is not None and self.service != service:
             return False
         if self.codes and code.lower() not in self.codes:
+            return False
+        if self.phrases and not any(p in message.lower() for p in self.phrases):
             return False
         return not self.statuses or status in self.statuses
 
@@ -134,7 +138,8 @@ _5XX = tuple(range(500, 600))
 DV_SERVICE_PROTECTION = ("0x80072322", "0x80072321", "0x80072326")
 DV_DUPLICATE = ("0x80040237", "0x80060892", "0x80040333", "0x80073002")
 DV_TRANSIENT_SQL = ("0x80044150", "-2147204784", "-2147204783")  # generic SQL error, deadlock, SQL timeout
-DV_DELTA_EXPIRED = ("0x80044352",)  # change tracking token expired / invalid version stamp
+DV_DELTA_EXPIRED = ("0x80044352",)
+FO_DUPLICATE = ("the record already exists", "record already exists")  # change tracking token expired / invalid version stamp
 
 ERROR_TABLE: tuple[Rule, ...] = (
     Rule(Throttled, statuses=(429,)),
@@ -145,6 +150,8 @@ ERROR_TABLE: tuple[Rule, ...] = (
     Rule(Precondition, statuses=(412,)),
     Rule(Conflict, codes=DV_DUPLICATE, service=Service.DATAVERSE),
     Rule(Transient, codes=DV_TRANSIENT_SQL, service=Service.DATAVERSE),
+    # Finance reports a duplicate key on create as a write failure (400/500) whose infolog says so.
+    Rule(Conflict, statuses=(400, 500), service=Service.FINANCE, phrases=FO_DUPLICATE),
     Rule(Auth, statuses=(401, 403)),
     Rule(NotFound, statuses=(404, 410)),
     Rule(Transient, statuses=(408, *_5XX)),
@@ -202,7 +209,7 @@ def classify(
         "service": service, "method": method, "path": path, "status": status, "code": code, "message": message,
     }
     for rule in ERROR_TABLE:
-        if rule.matches(service, status, code):
+        if rule.matches(service, status, code, message):
             if rule.error is Throttled:
                 return Throttled(retry_after=parse_retry_after((headers or {}).get("retry-after")), **kw)
             return rule.error(**kw)

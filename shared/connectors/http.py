@@ -25,6 +25,22 @@ from shared.connectors.retry import RetryPolicy
 log = logging.getLogger("dualsync.connectors")
 
 
+class _DropQueryFromHttpxLogs(logging.Filter):
+    """httpx logs every request's full URL at INFO; the query may hold keys (``code=``) or row
+    values in ``$filter``. Keep its records, without the query string."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                str(a).split("?", 1)[0] if isinstance(a, httpx.URL) else a for a in record.args
+            )
+        return True
+
+
+if not any(isinstance(f, _DropQueryFromHttpxLogs) for f in logging.getLogger("httpx").filters):
+    logging.getLogger("httpx").addFilter(_DropQueryFromHttpxLogs())
+
+
 def origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
@@ -112,9 +128,10 @@ class ServiceClient:
         url = urljoin(self.service_root, relative_or_absolute)
         if origin(url) != self.origin:
             path = urlsplit(url).path
+            host = urlsplit(url).netloc.rpartition("@")[2]  # never log userinfo
             log.warning(
-                "refused link outside the environment",
-                extra={"service": self.service.value, "link_host": urlsplit(url).hostname, "path": path},
+                "%s: refused link to %s%s outside the environment", self.service.value, host, path,
+                extra={"service": self.service.value, "link_host": host, "path": path},
             )
             raise ForeignLink(
                 service=self.service, method="GET", path=f"{urlsplit(url).hostname}{path}",
