@@ -160,3 +160,26 @@ def test_value_maps_list_the_options_they_cover(catalog: dict[str, TableMap]) ->
 def test_the_lead_validator_finds_no_problem() -> None:
     problems = validate_directory(MAPS_DIR)
     assert problems == [], "\n".join(map(str, problems))
+
+
+def test_the_catalog_compiles_and_maps_a_project_and_an_actual_write_back() -> None:
+    from shared.catalog.loader import load_catalog
+    from shared.mapping.compiler import compile_catalog
+
+    compiled = compile_catalog(load_catalog(MAPS_DIR))
+    assert len(compiled) == 26
+    project = {
+        "msdyn_projectid": "0b7f", "msdyn_projectnumber": "PRJ-1", "msdyn_subject": "Bridge",
+        "msdyn_description": None, "msdyn_customer": {"accountnumber": "C-1"},
+        "msdyn_scheduledstart": "2025-01-02", "msdyn_finish": None, "statecode": 1,
+        "msdyn_company": {"cdm_companycode": "USPM"},
+    }
+    out = compiled["projects"].to_finance(project)
+    assert (out["ProjectID"], out["CustomerAccount"], out["ProjectStatus"]) == ("PRJ-1", "C-1", "Completed")
+    # Finance writes back only the accounting result; transaction fields never flow back.
+    back = compiled["actuals"].to_dataverse(
+        {"ActualId": "a1", "AmountMST": "12.345", "ExchangeRate": "1.1", "Voucher": "V1",
+         "SalesTaxAmount": "0", "dataAreaId": "uspm"}
+    )
+    assert back["msdyn_voucher"] == "V1"
+    assert "msdyn_amount" not in back and "msdyn_project" not in back
