@@ -30,8 +30,6 @@ from shared.settings import Settings
 
 API_PATH = "api/data/v9.2/"
 MAX_PAGE_SIZE = 5000
-# Codes with which Dataverse reports a row that does not exist (target or @odata.bind target).
-_DOES_NOT_EXIST = ("0x80040217", "0x80060891", "")
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 BatchMode = Literal["batch", "upsert_multiple"]
@@ -192,18 +190,15 @@ class DataverseConnector:
     def _lookup_error(self, error: ConnectorError, write: Write) -> ConnectorError:
         """A not-found answer to an upsert with lookups names a missing lookup target.
 
-        Dataverse words it as ``<logical name> With Id = <id> Does Not Exist`` (or with the key
-        values); the row named there picks the lookup. An upsert without ``If-Match`` can't be
-        "not found" itself, so with one lookup the answer is unambiguous.
+        Dataverse words it ``<logical name> With Id = <id> Does Not Exist`` or ``... does not exist
+        in <logical name> entity``; the table named there picks the lookup. A plain upsert (no
+        ``If-Match``) can't be "not found" itself, so then a lookup is missing even if unnamed.
         """
-        if not isinstance(write, Upsert) or not write.lookups or not isinstance(error, NotFound):
-            return error
-        if write.if_match is not None and error.code not in _DOES_NOT_EXIST[:2]:
+        if not isinstance(write, Upsert) or not write.lookups or type(error) is not NotFound:
             return error
         chosen = None
-        message = error.message.lower()
         for target_set, target_key in write.lookups.values():
-            if singular(target_set).lower() in message or target_set.lower() in message:
+            if re.search(rf"\b{re.escape(singular(target_set))}\b", error.message, re.IGNORECASE):
                 chosen = (target_set, target_key)
                 break
         if chosen is None:
