@@ -1,0 +1,213 @@
+"""SQLite storage for the Finance emulator: one table per entity set, a unique index on its key.
+
+Text columns use ``COLLATE NOCASE`` because F&O (SQL Server collation) compares keys and filters
+case-insensitively. Every row carries ``_rv`` (its RecVersion, from which the ETag is derived) and
+``ModifiedDateTime``. One connection, guarded by a lock: the server's event loop and a test or loader
+thread may both use it.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sandbox.finance.schema import MODIFIED_FIELD, Entity, Schema, format_datetime
+
+FIRST_RECVERSION = 5637144576  # F&O RecIds/RecVersions look like this; any increasing number would do
+_SQL_TYPES = {"String": "TEXT COLLATE NOCASE", "Enum": "TEXT COLLATE NOCASE", "Int": "INTEGER",
+              "Int64": "INTEGER", "Real": "REAL", "Date": "TEXT", "DateTime": "TEXT"}
+
+
+class DuplicateKey(Exception):
+    pass
+
+
+def q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class Store:
+    def __init__(self, schema: Schema, db: str | Path | None = None) -> None:
+        self.schema = schema
+        self.lock = threading.RLock()
+        self.conn = sqlite3.connect(str(db) if db else ":memory:", check_same_thread=False,
+                                    isolation_level=None)
+        self.conn.execute("PRAGMA journal_mode=WAL" if db else "PRAGMA journal_mode=MEMORY")
+        self.conn.execute("PRAGMA synchronous=NORMAL")
+        self._columns: dict[str, list[str]] = {}
+        self._depth = 0
+        self._insert_sql: dict[str, str] = {}
+        with self.lock:
+            for ent in schema.entities.values():
+                self._create(ent)
+            self._rv = max([FIRST_RECVERSION] + [self._max_rv(e) for e in schema.entities.values()])
+
+    def _create(self, ent: Entity) -> None:
+        cols = [f"{q(f.name)} {_SQL_TYPES[f.type]}" for f in ent.fields.values()]
+        self.conn.execute(f"CREATE TABLE IF NOT EXISTS {q(ent.entity_set)} "
+                          f"(_id INTEGER PRIMARY KEY, _rv INTEGER NOT NULL, {', '.join(cols)})")
+        self.conn.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {q('ux_' + ent.entity_set)} "
+                          f"ON {q(ent.entity_set)} ({', '.join(q(k) for k in ent.key)})")
+        self.conn.execute(f"CREATE INDEX IF NOT EXISTS {q('ix_mod_' + ent.entity_set)} "
+                          f"ON {q(ent.entity_set)} ({q(MODIFIED_FIELD)})")
+        names = list(ent.fields)
+        self._columns[ent.entity_set] = names
+        self._insert_sql[ent.entity_set] = (
+            f"INSERT INTO {q(ent.entity_set)} (_rv, {', '.join(q(n) for n in names)}) "
+            f"VALUES (?, {', '.join('?' for _ in names)})")
+
+    def _max_rv(self, ent: Entity) -> int:
+        row = self.conn.execute(f"SELECT MAX(_rv) FROM {q(ent.entity_set)}").fetchone()
+        return int(row[0] or 0)
+
+    def next_rv(self) -> int:
+        self._rv += 1
+        return self._rv
+
+    @staticmethod
+    def now_text() -> str:
+        return format_datetime(datetime.now(UTC))
+
+    # --- transactions ---------------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One SQLite transaction (a changeset, a batch of loaded rows, a single write); nested calls
+        become savepoints, so a write inside a changeset rolls back with it."""
+        with self.lock:
+            nested = self.conn.in_transaction
+            self._depth += 1
+            name = f"sp{self._depth}"
+            self.conn.execute(f"SAVEPOINT {name}" if nested else "BEGIN")
+            try:
+                yield
+            except BaseException:
+                self.conn.execute(f"ROLLBACK TO {name}" if nested else "ROLLBACK")
+                if nested:
+                    self.conn.execute(f"RELEASE {name}")
+                raise
+            finally:
+                self._depth -= 1
+            self.conn.execute(f"RELEASE {name}" if nested else "COMMIT")
+
+    # --- rows -----------------------------------------------------------------------------------
+
+    def _row(self, ent: Entity, values: Sequence[Any]) -> dict[str, Any]:
+        row = dict(zip(self._columns[ent.entity_set], values[1:], strict=True))
+        row["_rv"] = values[0]
+        return row
+
+    def _key_where(self, ent: Entity) -> str:
+        return " AND ".join(f"{q(k)} = ?" for k in ent.key)
+
+    def get(self, ent: Entity, key: dict[str, Any]) -> dict[str, Any] | None:
+        cols = ", ".join(q(n) for n in self._columns[ent.entity_set])
+        with self.lock:
+            found = self.conn.execute(
+                f"SELECT _rv, {cols} FROM {q(ent.entity_set)} WHERE {self._key_where(ent)}",
+                [key[k] for k in ent.key]).fetchone()
+        return self._row(ent, found) if found else None
+
+    def exists(self, ent: Entity, values: dict[str, Any]) -> bool:
+        where = " AND ".join(f"{q(k)} = ?" for k in values)
+        with self.lock:
+            return self.conn.execute(f"SELECT 1 FROM {q(ent.entity_set)} WHERE {where} LIMIT 1",
+                                     list(values.values())).fetchone() is not None
+
+    def insert(self, ent: Entity, row: dict[str, Any], modified: str | None = None) -> dict[str, Any]:
+        stored = {n: row.get(n) for n in self._columns[ent.entity_set]}
+        stored[MODIFIED_FIELD] = modified or self.now_text()
+        rv = self.next_rv()
+        with self.lock:
+            try:
+                self.conn.execute(self._insert_sql[ent.entity_set], [rv, *stored.values()])
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateKey(str(exc)) from None
+        stored["_rv"] = rv
+        return stored
+
+    def insert_many(self, ent: Entity, rows: Iterable[dict[str, Any]]) -> int:
+        """Bulk insert inside the caller's transaction; raises ``DuplicateKey`` on the first clash."""
+        names = self._columns[ent.entity_set]
+        now = self.now_text()
+        sql = self._insert_sql[ent.entity_set]
+        n = 0
+
+        def params() -> Iterator[list[Any]]:
+            nonlocal n
+            for row in rows:
+                n += 1
+                values = [row.get(c) for c in names]
+                values[names.index(MODIFIED_FIELD)] = row.get(MODIFIED_FIELD) or now
+                yield [self.next_rv(), *values]
+
+        with self.lock:
+            try:
+                self.conn.executemany(sql, params())
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateKey(str(exc)) from None
+        return n
+
+    def update(self, ent: Entity, key: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+        changes = dict(changes)
+        changes[MODIFIED_FIELD] = self.now_text()
+        rv = self.next_rv()
+        sets = ", ".join(f"{q(c)} = ?" for c in changes)
+        with self.lock:
+            try:
+                self.conn.execute(f"UPDATE {q(ent.entity_set)} SET _rv = ?, {sets} WHERE {self._key_where(ent)}",
+                                  [rv, *changes.values(), *(key[k] for k in ent.key)])
+            except sqlite3.IntegrityError as exc:
+                raise DuplicateKey(str(exc)) from None
+        changes["_rv"] = rv
+        return changes
+
+    def delete(self, ent: Entity, key: dict[str, Any]) -> bool:
+        with self.lock:
+            cur = self.conn.execute(f"DELETE FROM {q(ent.entity_set)} WHERE {self._key_where(ent)}",
+                                    [key[k] for k in ent.key])
+        return cur.rowcount > 0
+
+    def select(self, ent: Entity, where: str, params: list[Any], order: str, limit: int | None,
+               offset: int) -> list[dict[str, Any]]:
+        cols = ", ".join(q(n) for n in self._columns[ent.entity_set])
+        sql = f"SELECT _rv, {cols} FROM {q(ent.entity_set)}"
+        if where:
+            sql += f" WHERE {where}"
+        sql += f" ORDER BY {order}" if order else " ORDER BY _id"
+        sql += f" LIMIT {int(limit) if limit is not None else -1} OFFSET {int(offset)}"
+        with self.lock:
+            return [self._row(ent, r) for r in self.conn.execute(sql, params).fetchall()]
+
+    def iterate(self, ent: Entity, chunk: int = 5000) -> Iterator[dict[str, Any]]:
+        last = 0
+        cols = ", ".join(q(n) for n in self._columns[ent.entity_set])
+        while True:
+            with self.lock:
+                batch = self.conn.execute(
+                    f"SELECT _id, _rv, {cols} FROM {q(ent.entity_set)} WHERE _id > ? ORDER BY _id LIMIT ?",
+                    [last, chunk]).fetchall()
+            if not batch:
+                return
+            for r in batch:
+                yield self._row(ent, r[1:])
+            last = batch[-1][0]
+
+    def count(self, ent: Entity, where: str = "", params: Sequence[Any] = ()) -> int:
+        sql = f"SELECT COUNT(*) FROM {q(ent.entity_set)}" + (f" WHERE {where}" if where else "")
+        with self.lock:
+            return int(self.conn.execute(sql, list(params)).fetchone()[0])
+
+    def clear(self) -> None:
+        with self.lock:
+            for ent in self.schema.entities.values():
+                self.conn.execute(f"DELETE FROM {q(ent.entity_set)}")
+
+    def close(self) -> None:
+        with self.lock:
+            self.conn.close()
