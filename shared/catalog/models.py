@@ -206,6 +206,9 @@ class CompanyStriping(_Strict):
         "msdyn_company", description="navigation property to cdm_companies"
     )
     finance_field: Identifier = "dataAreaId"
+    finance_case: Literal["lower", "upper"] = Field(
+        "lower", description="case of the company code on Finance (dataAreaId is lower case)"
+    )
 
 
 class TableMap(_Strict):

@@ -182,7 +182,7 @@ def _compile_direction(m: TableMap, catalog: Catalog | None, target: Side,
             w.emit(f"c = get({nav!r})")
             w.emit("if not isinstance(c, dict) or not isinstance(c.get('cdm_companycode'), str):")
             w.emit(f"fail(row, {nav!r}, c, 'the company (legal entity) is missing')", 2)
-            w.emit(f"out[{fo_field!r}] = c['cdm_companycode'].lower()")
+            w.emit(f"out[{fo_field!r}] = c['cdm_companycode'].{m.company.finance_case}()")
         else:
             w.emit(f"c = get({fo_field!r})")
             w.emit("if not isinstance(c, str) or not c:")
@@ -216,7 +216,7 @@ def _emit_field(w: _Writer, m: TableMap, fm: FieldMap, source: Side, target: Sid
         w.emit(f"out[{dst_col!r}] = {w.const(t.value)}")
         return
     if isinstance(t, Lookup):
-        _emit_lookup(w, fm, lookups[fm.dataverse or ""], source, target)
+        _emit_lookup(w, m, fm, lookups[fm.dataverse or ""], source, target)
         return
 
     w.emit(f"v = get({src_col!r})")
@@ -250,7 +250,7 @@ def _emit_field(w: _Writer, m: TableMap, fm: FieldMap, source: Side, target: Sid
         w.emit(f"fail(row, {label!r}, v, {t.to.value!r} + ' conversion: ' + str(e))", indent + 1)
 
 
-def _emit_lookup(w: _Writer, fm: FieldMap, spec: LookupSpec, source: Side, target: Side) -> None:
+def _emit_lookup(w: _Writer, m: TableMap, fm: FieldMap, spec: LookupSpec, source: Side, target: Side) -> None:
     nav = spec.navigation
     pairs = list(zip(spec.key_columns, spec.finance_fields, strict=True))
     if target is Side.FINANCE:
@@ -281,7 +281,8 @@ def _emit_lookup(w: _Writer, fm: FieldMap, spec: LookupSpec, source: Side, targe
         body = ", ".join(f"{k!r}: ks[{i}]" for i, (k, _) in enumerate(pairs))
         w.emit(f"ref = {{{body}}}", 2)
         if spec.company_navigation:
-            w.emit("co = get('dataAreaId')", 2)
+            company_field = m.company.finance_field if m.company else "dataAreaId"
+            w.emit(f"co = get({company_field!r})", 2)
             w.emit("if isinstance(co, str) and co:", 2)
             w.emit(f"ref[{spec.company_navigation!r}] = {{'cdm_companycode': co.upper()}}", 3)
         w.emit(f"out[{nav!r}] = ref", 2)
