@@ -10,6 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 from pydantic import AnyHttpUrl, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -123,7 +124,7 @@ class Settings(BaseSettings):
         ]
 
 
-def _describe(error: dict) -> str:
+def _describe(error: Any) -> str:
     field = ".".join(str(p) for p in error["loc"])
     env = f"{PREFIX}{field.upper()}"
     info = Settings.model_fields.get(field)

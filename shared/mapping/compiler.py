@@ -314,6 +314,25 @@ def _lookup_specs(m: TableMap, catalog: Catalog | None) -> dict[str, LookupSpec]
     return specs
 
 
+def _finance_key_step(fm: FieldMap | None, spec: LookupSpec | None) -> Callable[[Row], Any]:
+    """How one Dataverse key column's value is found in a Finance row."""
+    if fm is None:
+        return lambda row: None
+    if isinstance(fm.transform, Lookup) and spec is not None:
+        fields = spec.finance_fields
+        if len(fields) == 1:
+            return lambda row: row.get(fields[0])
+        return lambda row: [row.get(x) for x in fields]
+    column = fm.finance or ""
+    if isinstance(fm.transform, ValueMap):
+        table = _value_table(fm.transform, Side.FINANCE)
+        return lambda row: table.get(_type_tag(row.get(column)), row.get(column))
+    if isinstance(fm.transform, Convert):
+        conv = converters(fm.transform)[Side.DATAVERSE]
+        return lambda row: None if row.get(column) is None else conv(row.get(column))
+    return lambda row: row.get(column)
+
+
 def _key_functions(m: TableMap, lookups: dict[str, LookupSpec]) -> dict[Side, Callable[[Row], tuple[Any, ...]]]:
     """Integration key extractors. The key is expressed in Dataverse terms on both sides:
     (company code upper case, then each Dataverse key column's value; lookups as tuples)."""
@@ -335,24 +354,7 @@ def _key_functions(m: TableMap, lookups: dict[str, LookupSpec]) -> dict[Side, Ca
         return tuple(parts)
 
     # From Finance: take each key field through its own (key-only) conversion towards Dataverse.
-    steps: list[Callable[[Row], Any]] = []
-    for k in dv_keys:
-        fm = by_dv.get(k)
-        if fm is None:
-            steps.append(lambda row: None)
-            continue
-        if isinstance(fm.transform, Lookup):
-            spec = lookups[k]
-            fields = spec.finance_fields
-            steps.append(lambda row, f=fields: row.get(f[0]) if len(f) == 1 else [row.get(x) for x in f])
-        elif isinstance(fm.transform, ValueMap):
-            table = _value_table(fm.transform, Side.FINANCE)
-            steps.append(lambda row, c=fm.finance, t=table: t.get(_type_tag(row.get(c)), row.get(c)))
-        elif isinstance(fm.transform, Convert):
-            conv = converters(fm.transform)[Side.DATAVERSE]
-            steps.append(lambda row, c=fm.finance, f=conv: None if row.get(c) is None else f(row.get(c)))
-        else:
-            steps.append(lambda row, c=fm.finance: row.get(c))
+    steps = [_finance_key_step(by_dv.get(k), lookups.get(k)) for k in dv_keys]
     company_field = m.company.finance_field if m.company else None
 
     def from_finance(row: Row) -> tuple[Any, ...]:
