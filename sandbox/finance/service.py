@@ -11,7 +11,7 @@ import base64
 import json
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import unquote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from sandbox.finance.errors import (
     BadRequest,
@@ -212,7 +212,8 @@ class FinanceService:
             params["$skip"] = str(query.skip + want)
             if query.top is not None:
                 params["$top"] = str(query.top - want)
-            payload["@odata.nextLink"] = f"{self.root_url}/{ent.entity_set}?{urlencode(params)}"
+            payload["@odata.nextLink"] = (f"{self.root_url}/{ent.entity_set}?"
+                                          f"{urlencode(params, safe='$,()', quote_via=quote)}")
         return self._json(200, payload)
 
     # --- writes ---------------------------------------------------------------------------------
