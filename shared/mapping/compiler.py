@@ -85,6 +85,43 @@ class CompiledMap:
     def key_string(self, side: Side, row: Row) -> str:
         return key_to_string(self.integration_key(side, row))
 
+    def key_fields(self, side: Side, key: tuple[Any, ...] | list[Any]) -> Row:
+        """The columns that address the record on ``side``, from its integration key.
+
+        Dataverse: the alternate key columns in logical form (the company and lookups as objects).
+        Finance: the company field and the natural key fields.
+        """
+        m = self.map
+        values = list(key)
+        out: Row = {}
+        if m.company is not None:
+            code = values.pop(0)
+            if side is Side.DATAVERSE:
+                out[m.company.dataverse_lookup] = {COMPANY_KEY_COLUMN: code}
+            else:
+                out[m.company.finance_field] = code.lower() if m.company.finance_case == "lower" else code
+        by_dv = {fm.dataverse: fm for fm in m.fields if fm.dataverse}
+        company_nav = m.company.dataverse_lookup if m.company else None
+        for column, value in zip([k for k in m.dataverse.keys if k != company_nav], values, strict=True):
+            fm = by_dv[column]
+            t = fm.transform
+            if isinstance(t, Lookup):
+                spec = self.lookups[column]
+                parts = [value] if len(spec.key_columns) == 1 else list(value)
+                if side is Side.DATAVERSE:
+                    out[column] = dict(zip(spec.key_columns, parts, strict=True))
+                else:
+                    out.update(zip(spec.finance_fields, parts, strict=True))
+            elif side is Side.DATAVERSE:
+                out[column] = value
+            elif isinstance(t, ValueMap):
+                out[fm.finance or ""] = _value_table(t, Side.DATAVERSE).get(_type_tag(value), value)
+            elif isinstance(t, Convert):
+                out[fm.finance or ""] = converters(t)[Side.FINANCE](value)
+            else:
+                out[fm.finance or ""] = value
+        return out
+
     def dataverse_select(self) -> list[str]:
         """Columns to ``$select`` when Dataverse is the source (lookups come through ``$expand``)."""
         m = self.map

@@ -179,3 +179,17 @@ def test_required_fields_refuse_nulls(name):
             with pytest.raises(MappingError) as info:
                 fn(row)
             assert info.value.field == fm.label and info.value.map_name == name
+
+
+@pytest.mark.parametrize("name", MAPS)
+def test_key_fields_address_the_record_on_both_sides(name):
+    m = CATALOG[name]
+    compiled = COMPILED[name]
+    rng = random.Random(f"kf-{name}")
+    source = m.sources[0]
+    for _ in range(10):
+        row = source_row(m, source, rng, nulls=False)
+        key = compiled.integration_key(source, row)
+        for side in (Side.DATAVERSE, Side.FINANCE):
+            fields = compiled.key_fields(side, key)
+            assert compiled.integration_key(side, fields) == key
