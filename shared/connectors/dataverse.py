@@ -21,7 +21,7 @@ from shared.connectors.errors import (
     Service,
     classify,
 )
-from shared.connectors.http import ServiceClient, registry
+from shared.connectors.http import ServiceClient
 from shared.connectors.odata import Key, entity_path, key_segment, query_string
 from shared.connectors.paging import follow_pages
 from shared.connectors.retry import RetryPolicy
@@ -73,16 +73,13 @@ class DataverseConnector:
     def from_settings(cls, settings: Settings, *, tokens: TokenProvider | None = None) -> DataverseConnector:
         """The connector for the process: shared pooled client and limiter for this environment."""
         root = str(settings.dataverse_url).rstrip("/")
-        client, limiter = registry.get(
-            root, timeout=settings.http_timeout_seconds, max_concurrency=settings.max_concurrency
-        )
         http = ServiceClient(
             service=Service.DATAVERSE,
             service_root=f"{root}/{API_PATH}",
             tokens=tokens or token_provider(settings, root),
             retry=RetryPolicy(settings.retry_budget_seconds),
-            client=client,
-            limiter=limiter,
+            timeout=settings.http_timeout_seconds,
+            max_concurrency=settings.max_concurrency,
             headers={"If-None-Match": "null"},  # always read the current row, never a cached one
         )
         return cls(http, batch_size=settings.batch_size)

@@ -4,14 +4,14 @@ batched writes through ``$batch``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from shared.connectors import batch, batching
 from shared.connectors.auth import TokenProvider, token_provider
 from shared.connectors.errors import Conflict, ConnectorError, NotFound, Service, classify
-from shared.connectors.http import ServiceClient, registry
+from shared.connectors.http import ServiceClient
 from shared.connectors.odata import entity_path, query_string
 from shared.connectors.paging import follow_pages
 from shared.connectors.retry import RetryPolicy
@@ -34,16 +34,13 @@ class FinanceConnector:
     @classmethod
     def from_settings(cls, settings: Settings, *, tokens: TokenProvider | None = None) -> FinanceConnector:
         root = str(settings.finance_url).rstrip("/")
-        client, limiter = registry.get(
-            root, timeout=settings.http_timeout_seconds, max_concurrency=settings.max_concurrency
-        )
         http = ServiceClient(
             service=Service.FINANCE,
             service_root=f"{root}/{DATA_PATH}",
             tokens=tokens or token_provider(settings, root),
             retry=RetryPolicy(settings.retry_budget_seconds),
-            client=client,
-            limiter=limiter,
+            timeout=settings.http_timeout_seconds,
+            max_concurrency=settings.max_concurrency,
         )
         return cls(http, default_company=settings.finance_default_company, batch_size=settings.batch_size)
 
@@ -115,11 +112,15 @@ class FinanceConnector:
             status=response.status, body=response.body, headers=response.headers,
         )
 
-    async def write_batch(self, entity_set: str, writes: Sequence[Write]) -> list[WriteResult]:
+    async def write_batch(
+        self, entity_set: str, writes: Sequence[Write], *, expect: Literal["existing", "new"] = "existing"
+    ) -> list[WriteResult]:
         """Many writes through ``$batch`` (chunked, concurrent, one result per write, in order).
 
-        Upserts go as PATCH; rows that answer 404 are created with POST in a second round, and a
-        duplicate there (another writer won the race) is PATCHed once more.
+        ``expect="existing"``: upserts go as PATCH; rows that answer 404 are created with POST in a
+        second round, and a duplicate there (another writer won the race) is PATCHed once more.
+        ``expect="new"`` (initial sync): POST first, PATCH only the duplicates — half the requests
+        when the rows are indeed new, the same result either way.
         """
         root = self.http.service_root
 
@@ -134,6 +135,8 @@ class FinanceConnector:
                 self.http, parts, batch_size=self.batch_size, part_error=self._part_error
             )
 
+        if expect == "new":
+            return await self._create_first(entity_set, writes, run, patch)
         results = await run([(w, patch(w)) for w in writes])
         missing = [i for i, r in enumerate(results) if isinstance(r.error, NotFound) and isinstance(r.write, Upsert)]
         if missing:
@@ -148,4 +151,22 @@ class FinanceConnector:
             if raced:
                 for i, r in zip(raced, await run([(writes[i], patch(writes[i])) for i in raced]), strict=True):
                     results[i] = r
+        return results
+
+    async def _create_first(
+        self,
+        entity_set: str,
+        writes: Sequence[Write],
+        run: Callable[[Sequence[tuple[Write, batch.Part]]], Awaitable[list[WriteResult]]],
+        patch: Callable[[Write], batch.Part],
+    ) -> list[WriteResult]:
+        root = self.http.service_root
+        parts = [
+            (w, batch.Part("POST", root + entity_set, {**w.row, **w.key}) if isinstance(w, Upsert) else patch(w))  # type: ignore[dict-item]
+            for w in writes
+        ]
+        results = await run(parts)
+        existing = [i for i, r in enumerate(results) if isinstance(r.error, Conflict) and isinstance(r.write, Upsert)]
+        for i, r in zip(existing, await run([(writes[i], patch(writes[i])) for i in existing]), strict=True):
+            results[i] = r
         return results

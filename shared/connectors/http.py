@@ -110,18 +110,40 @@ class ServiceClient:
         service_root: str,
         tokens: TokenProvider,
         retry: RetryPolicy,
-        client: httpx.AsyncClient,
-        limiter: AdaptiveLimiter,
+        client: httpx.AsyncClient | None = None,
+        limiter: AdaptiveLimiter | None = None,
         headers: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+        max_concurrency: int = 16,
     ) -> None:
+        """Without ``client``/``limiter``, the process-wide pooled ones for this origin are used
+        (looked up at request time, so connectors can be built outside an event loop)."""
         self.service = service
         self.service_root = service_root if service_root.endswith("/") else service_root + "/"
         self.origin = origin(self.service_root)
         self.tokens = tokens
         self.retry = retry
-        self.client = client
-        self.limiter = limiter
+        self._client = client
+        self._limiter = limiter
+        self._pool_args = {"timeout": timeout, "max_concurrency": max_concurrency}
         self.headers = {**ODATA_HEADERS, **(headers or {})}
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is not None:
+            return self._client
+        return registry.get(self._pool_key, **self._pool_args)[0]  # type: ignore[arg-type]
+
+    @property
+    def limiter(self) -> AdaptiveLimiter:
+        if self._limiter is not None:
+            return self._limiter
+        return registry.get(self._pool_key, **self._pool_args)[1]  # type: ignore[arg-type]
+
+    @property
+    def _pool_key(self) -> str:
+        scheme, host, port = self.origin
+        return f"{scheme}://{host}" + (f":{port}" if port else "")
 
     def url(self, relative_or_absolute: str) -> str:
         """Resolve against the service root; absolute links must stay on the environment's origin."""
