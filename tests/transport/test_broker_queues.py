@@ -24,7 +24,9 @@ def msg(n: int | str, **kw: object) -> OutboundMessage:
 
 async def test_peek_lock_and_complete(broker: LocalBroker, clock: FakeClock) -> None:
     await broker.create_queue("q")
-    await broker.send("q", [msg(1, application_properties={"map": "projects"}, content_type="application/json")])
+    await broker.send(
+        "q", [msg(1, application_properties={"map": "projects"}, content_type="application/json")]
+    )
     (got,) = await broker.receive("q", 5)
     assert (got.body, got.message_id, got.delivery_count, got.entity) == (b"body-1", "m-1", 1, "q")
     assert got.application_properties == {"map": "projects"} and got.content_type == "application/json"
@@ -120,7 +122,10 @@ async def test_dead_letter_with_reason(broker: LocalBroker) -> None:
     await broker.dead_letter(got, "validation", "ProjectId is required")
     assert await broker.receive("q") == []
     (dead,) = await broker.receive("q", sub_queue="deadletter")
-    assert (dead.dead_letter_reason, dead.dead_letter_error_description) == ("validation", "ProjectId is required")
+    assert (dead.dead_letter_reason, dead.dead_letter_error_description) == (
+        "validation",
+        "ProjectId is required",
+    )
     with pytest.raises(TransportError):
         await broker.dead_letter(dead, "again")  # no dead-lettering from a dead-letter queue
     await broker.complete(dead)
@@ -144,7 +149,9 @@ async def test_peek_neither_locks_nor_counts(broker: LocalBroker) -> None:
     await broker.send("q", [msg(1), msg(2)])
     peeked = await broker.peek("q", 10)
     assert [m.message_id for m in peeked] == ["m-1", "m-2"] and all(m.lock_token is None for m in peeked)
-    assert [m.message_id for m in await broker.peek("q", 10, from_sequence=peeked[1].sequence_number)] == ["m-2"]
+    assert [m.message_id for m in await broker.peek("q", 10, from_sequence=peeked[1].sequence_number)] == [
+        "m-2"
+    ]
     (got, _) = await broker.receive("q", 2)
     assert got.delivery_count == 1
     with pytest.raises(MessageLockLostError):
