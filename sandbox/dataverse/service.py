@@ -330,7 +330,7 @@ class DataverseService:
         except UniqueViolation as exc:
             raise self._duplicate(table, exc, row) from None
         full = {c: row.get(c) for c in self.store.columns(table)}
-        self._record(self._change("Create", table, rid, full, req, tuple(values) + (table.primary_id,)))
+        self._record(self._change("Create", table, rid, full, req, (*values, table.primary_id)))
         return full
 
     def _update(self, table: Table, existing: dict[str, Any], values: dict[str, Any],

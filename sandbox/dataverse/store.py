@@ -199,7 +199,9 @@ class Store:
     def expire_tokens(self) -> None:
         """Make every delta token issued so far expired (simulates change-history clean-up)."""
         with self.lock:
+            self.version += 1  # so tokens issued from now on are newer than the floor
             self.token_floor = self.version
+            self._set_meta("version", self.version)
             self._set_meta("token_floor", self.token_floor)
 
     def reset(self) -> None:
