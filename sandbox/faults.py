@@ -307,11 +307,12 @@ def fault_middleware(
             await app(scope, receive, send)
             return
         method: str = scope["method"]
-        status_seen = [0]
+        started = [False]
 
         async def counting_send(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
-                status_seen[0] = message["status"]
+                started[0] = True  # count before the client can see the response
+                counters.record_request(method, message["status"])
             await send(message)
 
         throttle = get_throttle()
@@ -330,8 +331,12 @@ def fault_middleware(
                 await asyncio.sleep(decision.latency_ms / 1000.0)
             rule = decision.terminal
             if rule is None:
-                await app(scope, receive, counting_send)
-                counters.record_request(method, status_seen[0] or 500)
+                try:
+                    await app(scope, receive, counting_send)
+                except Exception:
+                    if not started[0]:
+                        counters.record_request(method, 500)
+                    raise
                 return
             counters.faults[rule.kind] += 1
             if rule.kind == "error5xx":
