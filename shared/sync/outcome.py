@@ -1,0 +1,68 @@
+"""What handling one change notification came to, and what the trigger does about it.
+
+Outcomes are values, not exceptions: the trigger (a Service Bus function, the dev host, a test)
+completes, reschedules or dead-letters the message according to the outcome's type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Classification(StrEnum):
+    """Why a change could not be applied (the error store's categories)."""
+
+    DEPENDENCY_MISSING = "dependency-missing"
+    MAPPING = "mapping"
+    VALIDATION = "validation"
+    AUTH = "auth"
+    CONFLICT = "conflict"
+    TRANSIENT_EXHAUSTED = "transient-exhausted"
+    BAD_MESSAGE = "bad-message"
+    MAX_DELIVERIES = "max-deliveries"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The target now holds the mapping of the source's current state (or the row was deleted)."""
+
+    operation: str  # "upsert" | "delete"
+    key: str
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """Nothing to write: stale, unchanged (our own echo), filtered out, or deletes not synced."""
+
+    reason: str
+    key: str | None = None
+
+
+@dataclass(frozen=True)
+class Retry:
+    """Try again later: the notification is scheduled again after ``delay_seconds``."""
+
+    delay_seconds: float
+    classification: Classification
+    reason: str
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A permanent failure: kept in the error store with its reason until replayed or dismissed."""
+
+    classification: Classification
+    reason: str
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Parked:
+    """The map is paused: the notification is kept (scheduled again) and handled after resume."""
+
+    delay_seconds: float
+
+
+Outcome = Applied | Skipped | Retry | DeadLetter | Parked
