@@ -41,6 +41,9 @@ class Store:
         self.conn.execute("PRAGMA synchronous=NORMAL")
         self._columns: dict[str, list[str]] = {}
         self._depth = 0
+        self._select_cols: dict[str, str] = {}
+        self._key_sql: dict[str, str] = {}
+        self._now: tuple[int, str] = (0, "")
         self._insert_sql: dict[str, str] = {}
         with self.lock:
             for ent in schema.entities.values():
@@ -57,6 +60,8 @@ class Store:
                           f"ON {q(ent.entity_set)} ({q(MODIFIED_FIELD)})")
         names = list(ent.fields)
         self._columns[ent.entity_set] = names
+        self._select_cols[ent.entity_set] = ", ".join(q(n) for n in names)
+        self._key_sql[ent.entity_set] = " AND ".join(f"{q(k)} = ?" for k in ent.key)
         self._insert_sql[ent.entity_set] = (
             f"INSERT INTO {q(ent.entity_set)} (_rv, {', '.join(q(n) for n in names)}) "
             f"VALUES (?, {', '.join('?' for _ in names)})")
@@ -69,9 +74,12 @@ class Store:
         self._rv += 1
         return self._rv
 
-    @staticmethod
-    def now_text() -> str:
-        return format_datetime(datetime.now(UTC))
+    def now_text(self) -> str:
+        now = datetime.now(UTC)
+        second = int(now.timestamp())
+        if self._now[0] != second:  # formatting is the costly part; reuse it within a second
+            self._now = (second, format_datetime(now))
+        return self._now[1]
 
     # --- transactions ---------------------------------------------------------------------------
 
@@ -103,10 +111,10 @@ class Store:
         return row
 
     def _key_where(self, ent: Entity) -> str:
-        return " AND ".join(f"{q(k)} = ?" for k in ent.key)
+        return self._key_sql[ent.entity_set]
 
     def get(self, ent: Entity, key: dict[str, Any]) -> dict[str, Any] | None:
-        cols = ", ".join(q(n) for n in self._columns[ent.entity_set])
+        cols = self._select_cols[ent.entity_set]
         with self.lock:
             found = self.conn.execute(
                 f"SELECT _rv, {cols} FROM {q(ent.entity_set)} WHERE {self._key_where(ent)}",
