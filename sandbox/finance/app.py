@@ -185,6 +185,10 @@ def build_app(emulator: FinanceEmulator) -> Starlette:
         Route("/_emulator/endpoints/{eid}", admin(delete_endpoint), methods=["DELETE"]),
         Route("/{path:path}", not_found, methods=methods),
     ]
-    app = Starlette(routes=routes, middleware=[Middleware(_FaultsAndThrottle, emulator=emulator)])
+    async def unmatched(request: Request, exc: Exception) -> Response:
+        return await not_found(request)  # paths Starlette's router cannot match (e.g. a newline in them)
+
+    app = Starlette(routes=routes, middleware=[Middleware(_FaultsAndThrottle, emulator=emulator)],
+                    exception_handlers={404: unmatched})
     app.state.emulator = emulator
     return app

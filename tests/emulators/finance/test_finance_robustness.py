@@ -13,7 +13,7 @@ from sandbox.httpserver import RunningServer
 
 SETS = ["ProjCDSProjects", "Currencies", "ProjCDSActualsImports", "Nope", "$batch", "$metadata"]
 text = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
-json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | text,
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | text,
                            lambda c: st.lists(c, max_size=3) | st.dictionaries(text, c, max_size=3), max_leaves=8)
 fields = st.sampled_from(["ProjectID", "ProjectName", "ProjectType", "StartDate", "dataAreaId", "Amount",
                           "CurrencyCode", "Name", "Nope"])
