@@ -90,7 +90,16 @@ class Settings(BaseSettings):
     state_table_endpoint: str | None = Field(
         None, description="Table endpoint for managed identity, e.g. https://acct.table.core.windows.net"
     )
+    state_table_prefix: str = Field(
+        "dualsync", pattern=r"^[A-Za-z][A-Za-z0-9]{0,49}$", description="prefix of the state tables"
+    )
     transport: TransportKind = Field(TransportKind.LOCAL)
+    servicebus_connection: SecretStr | None = Field(
+        None, description="Service Bus connection string (or use servicebus_namespace with managed identity)"
+    )
+    servicebus_namespace: str | None = Field(
+        None, description="fully qualified namespace for managed identity, e.g. ns.servicebus.windows.net"
+    )
     broker_path: Path = Field(Path(".dualsync/broker.sqlite"))
     change_topic: str = Field("dualsync-changes", min_length=1, max_length=260)
     ingress_queue_dataverse: str = Field("dualsync-dataverse-ingress")
