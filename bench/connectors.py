@@ -1,0 +1,268 @@
+"""Connectors benchmark: batched concurrent writes vs a naive writer vs a raw HTTP floor, per emulator.
+
+For each emulator (Dataverse ``msdyn_actuals``, Finance ``ProjCDSActualsImports``, rows shaped as
+the emulators' schemas define those tables), in one run:
+
+- ``*_connector_rows_per_s``: the connector's ``write_batch`` (row dicts -> ``Upsert`` writes ->
+  chunked ``$batch`` requests at the settings' concurrency, per-row outcomes checked);
+- ``*_naive_rows_per_s``: one upsert request per row, sequentially, measured on a sample and
+  extrapolated as a rate (the sample size is in the figures);
+- ``*_raw_floor_rows_per_s``: the same ``$batch`` bodies built before the clock starts and fired
+  with the same concurrency through a bare ``httpx.AsyncClient`` (no mapping, retries, limiter or
+  bookkeeping) — the fastest this emulator can take these rows over HTTP.
+- Throttled: the emulator admits ``R`` requests per ``W`` seconds; the connector writes through it.
+  ``throttle_efficiency`` = achieved rows/s / allowed rows/s, where allowed is the most the sliding
+  window admits in the elapsed time T: R * (floor(T/W) + 1) * batch size / T; ``failed_rows``.
+- A batch-size sweep on Dataverse (``dataverse_rows_per_s_batch_<n>``) that chose the default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from sandbox import dataverse, finance
+from shared.connectors import DataverseConnector, FinanceConnector, Upsert, WriteResult
+from shared.connectors import batch as odata_batch
+from shared.connectors.http import registry
+from shared.settings import load_settings
+
+TOKEN = "bench-token"
+CONCURRENCY = 8
+BATCH_SIZE = 100
+DV_SET, FO_SET = "msdyn_actuals", "ProjCDSActualsImports"
+
+
+# --- rows -------------------------------------------------------------------------------------------
+
+def dv_actual(n: int, project_id: str) -> tuple[str, dict[str, Any]]:
+    """(primary id, body) of a time actual; msdyn_actual has no alternate key, so it is addressed by id."""
+    return str(uuid.uuid4()), {
+        "msdyn_description": f"Time actual {n}",
+        "msdyn_transactionclassification": 690970000,  # Time
+        "msdyn_transactiontypecode": 192350000,  # Cost
+        "msdyn_billingtype": 192350001,  # Chargeable
+        "msdyn_quantity": 8,
+        "msdyn_price": 100.0,
+        "msdyn_amount": 800.0,
+        "msdyn_documentdate": "2024-03-01",
+        "msdyn_project@odata.bind": f"/msdyn_projects({project_id})",
+    }
+
+
+def fo_actual(n: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    return {"dataAreaId": "usmf", "ActualId": f"ACT-{n:07d}"}, {
+        "ProjectId": "PRJ-1", "TransactionClassification": "Time", "AccountingDate": "2024-03-01",
+        "Quantity": 8.0, "UnitPrice": 100.0, "Amount": 800.0, "TransactionCurrencyId": "USD",
+        "Description": f"Time actual {n}",
+    }
+
+
+def prepare_dataverse(emu: Any) -> str:
+    emu.reset()
+    company = emu.load_rows("cdm_companies", [{"cdm_companycode": "USMF"}])[0]
+    return str(emu.load_rows("msdyn_projects", [{"msdyn_subject": "Bench", "msdyn_projectnumber": "PRJ-1",
+                                                 "_msdyn_company_value": company}])[0])
+
+
+def prepare_finance(emu: Any) -> None:
+    emu.reset()
+    emu.load_rows("Currencies", [{"CurrencyCode": "USD", "Name": "US dollar"}])
+    emu.load_rows("ProjCDSProjects", [{"dataAreaId": "usmf", "ProjectID": "PRJ-1", "ProjectName": "Bench",
+                                       "ProjectType": "TimeMaterial"}])
+
+
+# --- measurements -------------------------------------------------------------------------------------
+
+async def timed(coro: Any) -> tuple[Any, float]:
+    started = time.perf_counter()
+    result = await coro
+    return result, time.perf_counter() - started
+
+
+def failures(results: list[WriteResult]) -> int:
+    return sum(1 for r in results if not r.ok)
+
+
+async def raw_floor(url: str, bodies: list[tuple[str, bytes]]) -> float:
+    """Fire pre-built $batch bodies with CONCURRENCY in flight through a bare client; seconds taken."""
+    limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
+    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+        queue = list(reversed(bodies))
+        headers = {"Authorization": f"Bearer {TOKEN}", "Prefer": "odata.continue-on-error",
+                   "Accept": "application/json", "OData-Version": "4.0", "OData-MaxVersion": "4.0"}
+
+        async def worker() -> None:
+            while queue:
+                ctype, body = queue.pop()
+                r = await client.post(url, content=body, headers={**headers, "Content-Type": ctype})
+                if r.status_code != 200:
+                    raise RuntimeError(f"raw floor batch answered {r.status_code}")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return time.perf_counter() - started
+
+
+def batches(parts: list[odata_batch.Part]) -> list[tuple[str, bytes]]:
+    return [odata_batch.build([parts[i:i + BATCH_SIZE]], atomic=False) for i in range(0, len(parts), BATCH_SIZE)]
+
+
+async def bench_dataverse(srv: Any, rows: int, sample: int, throttled_rows: int, sweep: list[int],
+                          sweep_rows: int) -> dict[str, Any]:
+    emu = srv.app.state.emulator
+    root = f"{srv.url}/api/data/v9.2/"
+    settings = load_settings(dataverse_url=srv.url, finance_url=srv.url, auth_mode="static_token",
+                             static_token=TOKEN, max_concurrency=CONCURRENCY, batch_size=BATCH_SIZE)
+    out: dict[str, Any] = {}
+
+    def writes(n: int, project: str) -> list[Upsert]:
+        ws = []
+        for i in range(n):
+            rid, body = dv_actual(i, project)
+            ws.append(Upsert(rid, body))
+        return ws
+
+    # raw floor: bodies built before the clock starts
+    project = prepare_dataverse(emu)
+    parts = [odata_batch.Part("PATCH", f"{root}{DV_SET}({rid})", body)
+             for rid, body in (dv_actual(i, project) for i in range(rows))]
+    bodies = batches(parts)
+    seconds = await raw_floor(f"{root}$batch", bodies)
+    assert emu.count(DV_SET) == rows, "raw floor rows missing"
+    out["dataverse_raw_floor_rows_per_s"] = rows / seconds
+
+    project = prepare_dataverse(emu)
+    dv = DataverseConnector.from_settings(settings)
+    results, seconds = await timed(dv.write_batch(DV_SET, writes(rows, project)))
+    out["dataverse_connector_rows_per_s"] = rows / seconds
+    out["dataverse_connector_failed_rows"] = failures(results) + (rows - emu.count(DV_SET))
+
+    project = prepare_dataverse(emu)
+    started = time.perf_counter()
+    for w in writes(sample, project):
+        await dv.upsert(DV_SET, w.key, w.row)
+    out["dataverse_naive_rows_per_s"] = sample / (time.perf_counter() - started)
+
+    for size in sweep:
+        project = prepare_dataverse(emu)
+        dv.batch_size = size
+        _, seconds = await timed(dv.write_batch(DV_SET, writes(sweep_rows, project)))
+        out[f"dataverse_rows_per_s_batch_{size}"] = sweep_rows / seconds
+    dv.batch_size = BATCH_SIZE
+
+    project = prepare_dataverse(emu)
+    out.update(await throttled(lambda: emu, "dataverse",
+                               lambda: dv.write_batch(DV_SET, writes(throttled_rows, project)), throttled_rows))
+    return out
+
+
+async def bench_finance(srv: Any, rows: int, sample: int, throttled_rows: int) -> dict[str, Any]:
+    emu = srv.app.state.emulator
+    root = f"{srv.url}/data/"
+    settings = load_settings(dataverse_url=srv.url, finance_url=srv.url, auth_mode="static_token",
+                             static_token=TOKEN, max_concurrency=CONCURRENCY, batch_size=BATCH_SIZE)
+    out: dict[str, Any] = {}
+
+    def writes(n: int, offset: int = 0) -> list[Upsert]:
+        return [Upsert(k, b) for k, b in (fo_actual(offset + i) for i in range(n))]
+
+    prepare_finance(emu)
+    parts = [odata_batch.Part("POST", f"{root}{FO_SET}", {**b, **k}) for k, b in (fo_actual(i) for i in range(rows))]
+    seconds = await raw_floor(f"{root}$batch", batches(parts))
+    assert emu.count(FO_SET) == rows, "raw floor rows missing"
+    out["finance_raw_floor_rows_per_s"] = rows / seconds
+
+    prepare_finance(emu)
+    fo = FinanceConnector.from_settings(settings)
+    results, seconds = await timed(fo.write_batch(FO_SET, writes(rows), expect="new"))
+    out["finance_connector_rows_per_s"] = rows / seconds
+    out["finance_connector_failed_rows"] = failures(results) + (rows - emu.count(FO_SET))
+
+    prepare_finance(emu)
+    started = time.perf_counter()
+    for w in writes(sample):
+        await fo.upsert(FO_SET, w.key, w.row)  # type: ignore[arg-type]
+    out["finance_naive_rows_per_s"] = sample / (time.perf_counter() - started)
+
+    prepare_finance(emu)
+    out.update(await throttled(lambda: emu, "finance",
+                               lambda: fo.write_batch(FO_SET, writes(throttled_rows), expect="new"), throttled_rows))
+    return out
+
+
+THROTTLE_REQUESTS, THROTTLE_WINDOW = 20, 2.0
+
+
+async def throttled(emu: Callable[[], Any], name: str, write: Callable[[], Any], n: int) -> dict[str, Any]:
+    emu().set_throttle(THROTTLE_REQUESTS, THROTTLE_WINDOW)
+    try:
+        results, seconds = await timed(write())
+    finally:
+        emu().set_throttle(None)
+    # The most a sliding window of R requests per W seconds admits in ``seconds`` (starting empty):
+    # R * (floor(T / W) + 1) requests. Dividing by it doesn't flatter short runs with the first burst.
+    allowed = THROTTLE_REQUESTS * (math.floor(seconds / THROTTLE_WINDOW) + 1) * BATCH_SIZE / seconds
+    return {
+        f"{name}_throttled_rows_per_s": n / seconds,
+        f"{name}_throttle_allowed_rows_per_s": allowed,
+        f"{name}_throttled_failed_rows": failures(results),
+        f"{name}_throttled_429s": emu().stats()["throttled"],
+    }
+
+
+async def _run(quick: bool) -> dict[str, Any]:
+    rows = 5_000 if quick else 100_000
+    sample = 100 if quick else 500
+    throttled_rows = 6_000 if quick else 20_000
+    sweep = [10, 50, 100, 250, 500]
+    sweep_rows = 2_000 if quick else 10_000
+    logging.getLogger("stamina").setLevel(logging.ERROR)  # expected 429 retries in the throttled runs
+    dv_srv = dataverse.start(port=0, token=TOKEN)
+    fo_srv = finance.start(port=0, token=TOKEN)
+    try:
+        figures = {"rows_per_emulator": rows, "naive_sample_rows": sample, "naive_extrapolated": True,
+                   "concurrency": CONCURRENCY, "batch_size": BATCH_SIZE,
+                   "throttle_requests_per_window": THROTTLE_REQUESTS, "throttle_window_seconds": THROTTLE_WINDOW,
+                   "throttled_rows": throttled_rows}
+        figures.update(await bench_dataverse(dv_srv, rows, sample, throttled_rows, sweep, sweep_rows))
+        figures.update(await bench_finance(fo_srv, rows, sample, throttled_rows))
+        await registry.aclose()
+    finally:
+        dv_srv.stop()
+        fo_srv.stop()
+    ratios: dict[str, float] = {}
+    for side in ("dataverse", "finance"):
+        ratios[f"{side}_vs_raw_floor"] = figures[f"{side}_connector_rows_per_s"] / figures[f"{side}_raw_floor_rows_per_s"]
+        ratios[f"{side}_vs_naive"] = figures[f"{side}_connector_rows_per_s"] / figures[f"{side}_naive_rows_per_s"]
+        ratios[f"{side}_throttle_efficiency"] = (
+            figures[f"{side}_throttled_rows_per_s"] / figures[f"{side}_throttle_allowed_rows_per_s"]
+        )
+    ratios["vs_raw_floor"] = min(ratios["dataverse_vs_raw_floor"], ratios["finance_vs_raw_floor"])
+    ratios["vs_naive"] = min(ratios["dataverse_vs_naive"], ratios["finance_vs_naive"])
+    ratios["throttle_efficiency"] = min(ratios["dataverse_throttle_efficiency"], ratios["finance_throttle_efficiency"])
+    figures["failed_rows"] = sum(int(v) for k, v in figures.items() if k.endswith("failed_rows") and k != "failed_rows")
+    rounded = {k: round(v, 3) if isinstance(v, float) else v for k, v in figures.items()}
+    return {
+        "bench": "connectors",
+        "figures": rounded,
+        "ratios": {k: round(v, 3) for k, v in ratios.items()},
+        "goals": {"vs_raw_floor": ">= 0.8", "vs_naive": ">= 20", "throttle_efficiency": ">= 0.9", "failed_rows": "0"},
+    }
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    return asyncio.run(_run(quick))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    import json
+
+    print(json.dumps(run(quick=True), indent=2))
