@@ -57,11 +57,10 @@ TABLE: list[tuple[type[BaseException], Classification, bool]] = [
 
 def decide(error: BaseException, attempt: int, policy: Policy) -> Outcome:
     """The outcome for ``error`` on the ``attempt``-th try (0 = first delivery)."""
-    for error_type, classification, retryable in TABLE:
-        if isinstance(error, error_type):
-            break
-    else:
+    match = next(((c, r) for t, c, r in TABLE if isinstance(error, t)), None)
+    if match is None:
         return DeadLetter(Classification.UNKNOWN, f"{type(error).__name__}: {error}")
+    classification, retryable = match
     reason = str(error)
     if not retryable:
         return DeadLetter(classification, reason, _describe(error))

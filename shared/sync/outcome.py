@@ -7,21 +7,11 @@ completes, reschedules or dead-letters the message according to the outcome's ty
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from shared.state.models import ErrorClassification
 
-class Classification(StrEnum):
-    """Why a change could not be applied (the error store's categories)."""
-
-    DEPENDENCY_MISSING = "dependency-missing"
-    MAPPING = "mapping"
-    VALIDATION = "validation"
-    AUTH = "auth"
-    CONFLICT = "conflict"
-    TRANSIENT_EXHAUSTED = "transient-exhausted"
-    BAD_MESSAGE = "bad-message"
-    MAX_DELIVERIES = "max-deliveries"
-    UNKNOWN = "unknown"
+# The error store's categories are the one list of failure classifications.
+Classification = ErrorClassification
 
 
 @dataclass(frozen=True)
