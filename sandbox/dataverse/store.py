@@ -45,6 +45,7 @@ class Store:
             self.conn.execute("PRAGMA journal_mode=WAL")
         self.conn.execute("PRAGMA synchronous=OFF")  # a sandbox: speed over durability on power loss
         self._columns: dict[str, list[str]] = {}
+        self._sql_cache: dict[tuple[str, tuple[str, ...]], str] = {}
         self._create()
         self.version = int(self._meta("version", 0))
         self.token_floor = int(self._meta("token_floor", 0))
@@ -140,9 +141,12 @@ class Store:
         return UniqueViolation(None)
 
     def insert(self, table: Table, row: dict[str, Any]) -> None:
-        names = list(row)
-        sql = (f"INSERT INTO {q(table.logical_name)} ({', '.join(q(n) for n in names)}) "
-               f"VALUES ({', '.join('?' for _ in names)})")
+        names = tuple(row)
+        sql = self._sql_cache.get((table.logical_name, names))
+        if sql is None:
+            sql = (f"INSERT INTO {q(table.logical_name)} ({', '.join(q(n) for n in names)}) "
+                   f"VALUES ({', '.join('?' for _ in names)})")
+            self._sql_cache[(table.logical_name, names)] = sql
         try:
             self.conn.execute(sql, tuple(row.values()))
         except sqlite3.IntegrityError as exc:
@@ -160,10 +164,14 @@ class Store:
             raise self._unique_error(table, exc) from None
 
     def update(self, table: Table, record_id: str, changes: dict[str, Any]) -> None:
-        sets = ", ".join(f"{q(n)} = ?" for n in changes)
+        names = tuple(changes)
+        sql = self._sql_cache.get((table.logical_name, ("update", *names)))
+        if sql is None:
+            sets = ", ".join(f"{q(n)} = ?" for n in names)
+            sql = f"UPDATE {q(table.logical_name)} SET {sets} WHERE {q(table.primary_id)} = ?"
+            self._sql_cache[(table.logical_name, ("update", *names))] = sql
         try:
-            self.conn.execute(f"UPDATE {q(table.logical_name)} SET {sets} WHERE {q(table.primary_id)} = ?",
-                              (*changes.values(), record_id))
+            self.conn.execute(sql, (*changes.values(), record_id))
         except sqlite3.IntegrityError as exc:
             raise self._unique_error(table, exc) from None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -16,8 +17,16 @@ def format_datetime(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_now_cache: tuple[int, str] = (0, "")
+
+
 def now_text() -> str:
-    return format_datetime(datetime.now(UTC))
+    """Current UTC time in stored form; formatted once per second (it is on every write's path)."""
+    global _now_cache
+    second = int(time.time())
+    if _now_cache[0] != second:
+        _now_cache = (second, format_datetime(datetime.fromtimestamp(second, UTC)))
+    return _now_cache[1]
 
 
 def to_guid(value: Any, edm: str = "Edm.Guid") -> str:

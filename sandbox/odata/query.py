@@ -23,6 +23,10 @@ class Expand:
 
 def split_top_level(text: str, sep: str = ",") -> list[str]:
     """Split on ``sep`` outside parentheses and quotes (``a,b($select=c,d),e`` -> 3 parts)."""
+    if sep not in text:  # the common case: nothing to split (keeps per-request cost low)
+        if text.count("(") != text.count(")") or text.count("'") % 2:
+            raise ODataSyntaxError(f"Unbalanced parentheses or quotes in '{text}'.", text, len(text))
+        return [text]
     parts, depth, quoted, start = [], 0, False, 0
     for i, ch in enumerate(text):
         if ch == "'":
