@@ -48,14 +48,14 @@ class SyncService:
         try:
             note = ChangeNotification.from_message(delivery.body)
         except Exception as exc:  # a body we cannot read is kept as a bad message, never dropped
-            outcome: Outcome = DeadLetter(Classification.BAD_MESSAGE, f"unreadable notification: {exc}")
-            await self._keep(map_name, None, delivery, outcome)
-            return outcome
+            unreadable = DeadLetter(Classification.BAD_MESSAGE, f"unreadable notification: {exc}")
+            await self._keep(map_name, None, delivery, unreadable)
+            return unreadable
         if note.map != map_name:
-            outcome = DeadLetter(Classification.BAD_MESSAGE,
-                                 f"notification for map {note.map!r} reached the {map_name!r} subscription")
-            await self._keep(map_name, note, delivery, outcome)
-            return outcome
+            misrouted = DeadLetter(Classification.BAD_MESSAGE,
+                                   f"notification for map {note.map!r} reached the {map_name!r} subscription")
+            await self._keep(map_name, note, delivery, misrouted)
+            return misrouted
         outcome = await self.handler.handle(map_name, note.source, record_id=note.record_id, key=note.key,
                                             attempt=note.attempt, version=note.version)
         if isinstance(outcome, Retry | Parked):

@@ -1,0 +1,40 @@
+"""The process-wide sync service, built once from settings (lazily, inside the event loop)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from shared.catalog.models import Side
+from shared.connectors.dataverse import DataverseConnector
+from shared.connectors.finance import FinanceConnector
+from shared.runtime import get_runtime
+from shared.state.factory import create_state_store
+from shared.sync.handler import SyncHandler
+from shared.sync.service import SyncService
+from shared.sync.sides import DataverseSide, FinanceSide, SideAdapter
+from shared.transport.factory import create_transport
+
+_service: SyncService | None = None
+_lock = asyncio.Lock()
+
+
+async def get_service() -> SyncService:
+    global _service
+    if _service is not None:
+        return _service
+    async with _lock:
+        if _service is None:
+            runtime = get_runtime()
+            settings = runtime.settings
+            state = create_state_store(settings, table_prefix=settings.state_table_prefix)
+            await state.open()
+            connection = settings.servicebus_connection.get_secret_value() if settings.servicebus_connection else None
+            transport = create_transport(settings, servicebus_connection=connection,
+                                         servicebus_namespace=settings.servicebus_namespace)
+            sides: dict[Side, SideAdapter] = {
+                Side.DATAVERSE: DataverseSide(DataverseConnector.from_settings(settings), runtime.compiled),
+                Side.FINANCE: FinanceSide(FinanceConnector.from_settings(settings), runtime.compiled),
+            }
+            _service = SyncService(SyncHandler(runtime.compiled, sides, state), state, transport,
+                                   settings.change_topic)
+    return _service
