@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 import typer
@@ -13,7 +13,7 @@ DEFAULT_PORTS = {"dataverse": 5081, "finance": 5082}
 SERVICE_ROOTS = {"dataverse": "/api/data/v9.2/", "finance": "/data/"}
 
 
-class Service(str, Enum):
+class Service(StrEnum):
     dataverse = "dataverse"
     finance = "finance"
 
