@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date
 from typing import Any, Literal, NamedTuple
 
 Side = Literal["dataverse", "finance"]
@@ -36,7 +36,7 @@ def day(d: date) -> str:
 
 def stamp(d: date, hour: int = 9) -> str:
     """A UTC date-time on day ``d`` (Dataverse datetime columns, Finance DateTime fields)."""
-    return datetime.combine(d, time(hour)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{d.isoformat()}T{hour:02d}:00:00Z"
 
 
 def money(x: float) -> float:

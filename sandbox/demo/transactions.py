@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from sandbox.demo import options as opt
-from sandbox.demo.ids import fresh_guid, pick
+from sandbox.demo.ids import guid, pick
 from sandbox.demo.plan import (
     CATEGORIES,
     ESTIMATE_LINES_PER_PROJECT,
@@ -41,7 +41,7 @@ def estimates(w: World) -> Iterator[DemoRow]:
             hours = float(8 * (2 + pick(w.seed, "assignment.hours", p * 16 + k, 30)))
             cost = ROLES[wk.role][1] * w.rate(pr.company.currency)
             yield dv("msdyn_resourceassignments", {
-                "msdyn_resourceassignmentid": fresh_guid(w.seed, "msdyn_resourceassignment", f"{pr.number}/{k}"),
+                "msdyn_resourceassignmentid": guid(w.seed, "msdyn_resourceassignment", f"{pr.number}/{k}"),
                 "msdyn_name": f"{wk.full_name} on {pr.number} {w.wbs(k)}", "_msdyn_projectid_value": pr.guid,
                 "_msdyn_taskid_value": w.task_id(p, k), "_msdyn_bookableresourceid_value": wk.resource,
                 "msdyn_plannedwork": hours, "msdyn_plannedcost": money(hours * cost),
@@ -58,7 +58,7 @@ def estimates(w: World) -> Iterator[DemoRow]:
             quantity = float(1 + pick(w.seed, "estimate.quantity", n, 20))
             price = float(20 + 10 * pick(w.seed, "estimate.price", n, 50))
             yield dv("msdyn_estimatelines", {
-                "msdyn_estimatelineid": fresh_guid(w.seed, "msdyn_estimateline", f"{pr.number}/{e}"),
+                "msdyn_estimatelineid": guid(w.seed, "msdyn_estimateline", f"{pr.number}/{e}"),
                 "msdyn_description": f"{CATEGORIES[cat].name} estimate", "_msdyn_project_value": pr.guid,
                 "_msdyn_task_value": w.task_id(p, w.leaf_task("estimate.task", n)),
                 "_msdyn_transactioncategory_value": w.category_id(cat),
@@ -110,7 +110,7 @@ def transaction(w: World, t: int) -> Transaction:
 
 def actual_ids(w: World, t: int) -> tuple[str, str]:
     """(cost actual, unbilled sales actual) of transaction ``t``."""
-    return (fresh_guid(w.seed, "msdyn_actual", f"{t}/cost"), fresh_guid(w.seed, "msdyn_actual", f"{t}/sales"))
+    return (guid(w.seed, "msdyn_actual", f"{t}/cost"), guid(w.seed, "msdyn_actual", f"{t}/sales"))
 
 
 def _actual(w: World, tx: Transaction, actual_id: str, sales: bool) -> Row:
@@ -156,7 +156,7 @@ def connections(w: World) -> Iterator[DemoRow]:
     for t in range(w.plan.transactions):
         cost_id, sales_id = actual_ids(w, t)
         yield dv("msdyn_transactionconnections", {
-            "msdyn_transactionconnectionid": fresh_guid(w.seed, "msdyn_transactionconnection", str(t)),
+            "msdyn_transactionconnectionid": guid(w.seed, "msdyn_transactionconnection", str(t)),
             "msdyn_name": f"Transaction {t + 1}",
             "msdyn_transaction1": cost_id, "msdyn_transaction1typecode": opt.CONNECTION_RECORD_ACTUAL,
             "msdyn_transaction1role": opt.ROLE_COST,
