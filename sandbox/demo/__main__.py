@@ -28,16 +28,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = generate(args.rows, args.seed, counterparts=args.counterparts)
     out = sys.stdout
     if not args.stats:
-        for side, entity_set, row in rows:
-            out.write(json.dumps({"side": side, "entity_set": entity_set, "row": row}, ensure_ascii=False))
+        for item in rows:
+            out.write(json.dumps(item._asdict(), ensure_ascii=False))
             out.write("\n")
         return 0
     started = time.perf_counter()
     counts: Counter[tuple[str, str]] = Counter((r.side, r.entity_set) for r in rows)
     elapsed = time.perf_counter() - started
     width = max(len(s) for _, s in counts)
-    for (side, entity_set), n in counts.items():
-        out.write(f"{side:<10} {entity_set:<{width}} {n:>10,}\n")
+    for (side_name, entity_set), n in counts.items():
+        out.write(f"{side_name:<10} {entity_set:<{width}} {n:>10,}\n")
     total = sum(counts.values())
     out.write(f"{'total':<10} {'':<{width}} {total:>10,}   ({elapsed:.1f} s, {total / max(elapsed, 1e-9):,.0f} rows/s)\n")
     return 0

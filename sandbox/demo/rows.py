@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
 Side = Literal["dataverse", "finance"]
@@ -30,10 +31,12 @@ def fo(entity_set: str, row: Row) -> DemoRow:
     return DemoRow(FINANCE, entity_set, row)
 
 
+@lru_cache(maxsize=4096)  # a few hundred distinct days; the same text object for every row of a day
 def day(d: date) -> str:
     return d.isoformat()
 
 
+@lru_cache(maxsize=8192)
 def stamp(d: date, hour: int = 9) -> str:
     """A UTC date-time on day ``d`` (Dataverse datetime columns, Finance DateTime fields)."""
     return f"{d.isoformat()}T{hour:02d}:00:00Z"

@@ -1,15 +1,17 @@
 """Estimates and actuals (Dataverse masters): resource assignments, estimate lines, cost and
 unbilled sales actuals of time, expense and material, and the transaction connections between them.
 
-A transaction ``t`` is a pure function of (seed, t): the actuals pass and the connections pass both
-recompute it, so neither keeps the other's rows.
+The actual ids of transaction ``t`` are a pure function of (seed, t): the connections pass recomputes
+them, so it keeps none of the actuals.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
-from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from functools import lru_cache
+from typing import NamedTuple
 
 from sandbox.demo import options as opt
 from sandbox.demo.ids import guid, pick
@@ -70,8 +72,7 @@ def estimates(w: World) -> Iterator[DemoRow]:
                 "exchangerate": w.rate(pr.company.currency)})
 
 
-@dataclass(frozen=True)
-class Transaction:
+class Transaction(NamedTuple):
     project: Project
     task: str
     kind: str
@@ -86,31 +87,43 @@ class Transaction:
     sales_price: float
 
 
-def transaction(w: World, t: int) -> Transaction:
-    pr = w.project(pick(w.seed, "txn.project", t, w.plan.projects))
-    task = w.task_id(pr.index, w.leaf_task("txn.task", t))
-    on = w.day_in(pr, "txn.day", t)
-    r = pick(w.seed, "txn.kind", t, 100)
+def transaction(w: World, rng: random.Random) -> Transaction:
+    """The next transaction of the stream ``rng`` (nobody points at actuals by their attributes, so a
+    sequential stream is enough here, and far cheaper than a hash per choice)."""
+    def below(n: int) -> int:
+        return int(rng.random() * n)
+
+    pr = w.project(below(w.plan.projects))
+    task = w.task_id(pr.index, 1 + below(TASKS_PER_PROJECT - 1))
+    on = pr.start + timedelta(days=below(max(1, (pr.finish - pr.start).days)))
+    r = below(100)
     rate = w.rate(pr.company.currency)
     if r < 80:
-        wk = w.worker(w.worker_in(pr.company, "txn.worker", t))
+        wk = w.worker(w.worker_in(pr.company, "txn.worker", below(1 << 30)))
         cost = ROLES[wk.role][1] * rate
-        overtime = pick(w.seed, "txn.overtime", t, 10) == 0
-        return Transaction(pr, task, "Time", _BY_KIND["Time"][1 if overtime else 0], wk.resource, wk.role, "Hour", on, 8,
-                           float(1 + pick(w.seed, "txn.hours", t, 8)), cost, cost * SALES_MARKUP)
+        overtime = below(10) == 0
+        return Transaction(pr, task, "Time", _BY_KIND["Time"][1 if overtime else 0], wk.resource, wk.role, "Hour",
+                           on, 8, float(1 + below(8)), cost, cost * SALES_MARKUP)
     if r < 92:
-        wk = w.worker(w.worker_in(pr.company, "txn.worker", t))
-        cost = float(15 + pick(w.seed, "txn.expense", t, 485)) * rate
-        return Transaction(pr, task, "Expense", category_of(w, "Expense", "txn.category", t), wk.resource, None,
-                           "Each", on, 12, 1.0, cost, cost)
-    cost = float(50 + 25 * pick(w.seed, "txn.material", t, 80)) * rate
-    return Transaction(pr, task, "Material", category_of(w, "Material", "txn.category", t), None, None, "Each",
-                       on, 10, float(1 + pick(w.seed, "txn.units", t, 10)), cost, cost * 1.15)
+        wk = w.worker(w.worker_in(pr.company, "txn.worker", below(1 << 30)))
+        cost = float(15 + below(485)) * rate
+        expense = _BY_KIND["Expense"]
+        return Transaction(pr, task, "Expense", expense[below(len(expense))], wk.resource, None, "Each", on, 12,
+                           1.0, cost, cost)
+    cost = float(50 + 25 * below(80)) * rate
+    material = _BY_KIND["Material"]
+    return Transaction(pr, task, "Material", material[below(len(material))], None, None, "Each", on, 10,
+                       float(1 + below(10)), cost, cost * 1.15)
 
 
 def actual_ids(w: World, t: int) -> tuple[str, str]:
     """(cost actual, unbilled sales actual) of transaction ``t``."""
     return (guid(w.seed, "msdyn_actual", f"{t}/cost"), guid(w.seed, "msdyn_actual", f"{t}/sales"))
+
+
+@lru_cache(maxsize=1 << 14)
+def _description(category: int, project_number: str) -> str:
+    return f"{CATEGORIES[category].name} on {project_number}"
 
 
 def _actual(w: World, tx: Transaction, actual_id: str, sales: bool) -> Row:
@@ -119,7 +132,7 @@ def _actual(w: World, tx: Transaction, actual_id: str, sales: bool) -> Row:
     currency = w.currency_id(pr.company.currency)
     row: Row = {
         "msdyn_actualid": actual_id,
-        "msdyn_description": f"{CATEGORIES[tx.category].name} on {pr.number}",
+        "msdyn_description": _description(tx.category, pr.number),
         "_msdyn_project_value": pr.guid, "_msdyn_task_value": tx.task,
         "_msdyn_transactioncategory_value": w.category_id(tx.category), "_msdyn_unit_value": w.unit_id(tx.unit),
         "_msdyn_accountingcurrency_value": currency,
@@ -145,8 +158,9 @@ def _actual(w: World, tx: Transaction, actual_id: str, sales: bool) -> Row:
 
 
 def actuals(w: World) -> Iterator[DemoRow]:
+    rng = random.Random(f"{w.seed}/actuals")
     for t in range(w.plan.transactions):
-        tx = transaction(w, t)
+        tx = transaction(w, rng)
         cost_id, sales_id = actual_ids(w, t)
         yield dv("msdyn_actuals", _actual(w, tx, cost_id, sales=False))
         yield dv("msdyn_actuals", _actual(w, tx, sales_id, sales=True))
