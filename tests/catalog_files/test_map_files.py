@@ -64,11 +64,11 @@ def catalog() -> dict[str, TableMap]:
     return {path.stem: load(path) for path in MAP_FILES}
 
 
-def test_the_table_doc_lists_26_maps() -> None:
+def test_the_table_doc_lists_27_maps() -> None:
     # Guards the parser below: if the doc's layout changes, the comparisons must not pass vacuously.
     rows = doc_rows()
-    assert len(rows) == 26
-    assert len({r.name for r in rows}) == 26
+    assert len(rows) == 27
+    assert len({r.name for r in rows}) == 27
 
 
 @pytest.mark.parametrize("path", MAP_FILES, ids=[p.stem for p in MAP_FILES])
@@ -117,7 +117,10 @@ def test_bidirectional_maps_map_their_keys_both_ways(catalog: dict[str, TableMap
     for m in catalog.values():
         if m.direction is not Direction.BIDIRECTIONAL:
             continue
+        company = m.company.dataverse_lookup if m.company else None
         for key in m.dataverse.keys:
+            if key == company:
+                continue  # the company block maps the company part of the key
             fm = next(f for f in m.fields if f.dataverse == key)
             assert m.field_direction(fm) is Direction.BIDIRECTIONAL, f"{m.name}: {key}"
 
@@ -167,11 +170,11 @@ def test_the_catalog_compiles_and_maps_a_project_and_an_actual_write_back() -> N
     from shared.mapping.compiler import compile_catalog
 
     compiled = compile_catalog(load_catalog(MAPS_DIR))
-    assert len(compiled) == 26
+    assert len(compiled) == 27
     project = {
         "msdyn_projectid": "0b7f", "msdyn_projectnumber": "PRJ-1", "msdyn_subject": "Bridge",
         "msdyn_description": None, "msdyn_customer": {"accountnumber": "C-1"},
-        "msdyn_scheduledstart": "2025-01-02", "msdyn_finish": None, "statecode": 1,
+        "msdyn_scheduledstart": "2025-01-02T00:00:00Z", "msdyn_finish": None, "statecode": 1,
         "msdyn_company": {"cdm_companycode": "USPM"},
     }
     out = compiled["projects"].to_finance(project)
