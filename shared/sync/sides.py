@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from shared.catalog.models import Side
+from shared.catalog.models import Convert, ConvertType, Side
 from shared.connectors.dataverse import DataverseConnector
 from shared.connectors.errors import NotFound
 from shared.connectors.finance import FinanceConnector
@@ -205,12 +205,39 @@ class FinanceSide:
         self.compiled = compiled
         self._parents = _ExistsCache()
 
+    @staticmethod
+    def _condition(cm: CompiledMap, key_fields: Row) -> str:
+        """``$filter`` for key fields; date fields are typed literals, not strings."""
+        dates = {fm.finance for fm in cm.map.fields
+                 if isinstance(fm.transform, Convert) and fm.transform.to in (ConvertType.DATE, ConvertType.DATETIME_UTC)}
+        parts = []
+        for k, v in key_fields.items():
+            if k in dates and isinstance(v, str):
+                v = datetime.fromisoformat(v.replace("Z", "+00:00"))
+            parts.append(f"{k} eq {literal(v)}")
+        return " and ".join(parts)
+
+    async def _address(self, cm: CompiledMap, key: tuple[Any, ...], row: Row | None = None) -> Row | None:
+        """The entity key of the record. Some Finance keys hold more than the integration key (a task
+        is keyed by project and task): those fields come from the mapped row, or are looked up."""
+        fields = cm.key_fields(Side.FINANCE, key)
+        missing = [f for f in cm.map.finance.keys if f not in fields]
+        if not missing:
+            return fields
+        if row is not None:
+            return {**fields, **{f: row.get(f) for f in missing}}
+        select = [*fields, *missing]
+        async for page in self.connector.query(cm.map.finance.entity_set, select=select,
+                                               filter=self._condition(cm, fields), page_size=2):
+            return {k: page[0].get(k) for k in select} if page else None
+        return None
+
     async def read(self, cm: CompiledMap, *, key: tuple[Any, ...] | None, record_id: str | None) -> SourceRow:
         m = cm.map
         if key is None:
             raise ValueError("a Finance read needs an integration key")
         key_fields = cm.key_fields(Side.FINANCE, key)
-        conditions = " and ".join(f"{k} eq {literal(v)}" for k, v in key_fields.items())
+        conditions = self._condition(cm, key_fields)
         expr = f"{conditions} and ({m.finance.filter})" if m.finance.filter else conditions
         select = sorted({*cm.finance_select(), "ModifiedDateTime"})
         async for page in self.connector.query(m.finance.entity_set, select=select, filter=expr, page_size=2):
@@ -219,11 +246,9 @@ class FinanceSide:
                 return SourceRow(row, _version_from_timestamp(row.get("ModifiedDateTime")))
             break
         if m.finance.filter:
-            try:
-                row = await self.connector.get(m.finance.entity_set, key_fields)
-                return SourceRow(row, None, filtered=True)
-            except NotFound:
-                pass
+            address = await self._address(cm, key)
+            if address is not None:
+                return SourceRow(dict(address), None, filtered=True)
         return SourceRow(None, None)
 
     async def _check_parents(self, cm: CompiledMap, row: Row) -> None:
@@ -244,23 +269,37 @@ class FinanceSide:
             seen = (spec.map, key_to_string(parent_key))
             if seen in self._parents:
                 continue
-            try:
-                await self.connector.get(parent.map.finance.entity_set, parent.key_fields(Side.FINANCE, parent_key))
-            except NotFound:
-                raise DependencyMissing(spec.map, key_to_string(parent_key)) from None
+            if not await self._exists(parent, parent_key):
+                raise DependencyMissing(spec.map, key_to_string(parent_key))
             self._parents.add(seen)
+
+    async def _exists(self, cm: CompiledMap, key: tuple[Any, ...]) -> bool:
+        fields = cm.key_fields(Side.FINANCE, key)
+        if any(f not in fields for f in cm.map.finance.keys):
+            return await self._address(cm, key) is not None  # found by query, so it exists
+        try:
+            await self.connector.get(cm.map.finance.entity_set, fields)
+        except NotFound:
+            return False
+        return True
 
     async def write(self, cm: CompiledMap, key: tuple[Any, ...], row: Row) -> None:
         await self._check_parents(cm, row)
-        key_fields = cm.key_fields(Side.FINANCE, key)
-        await self.connector.upsert(cm.map.finance.entity_set, key_fields, {**row, **key_fields})
+        address = await self._address(cm, key, row)
+        assert address is not None  # with the row given, the address is complete
+        await self.connector.upsert(cm.map.finance.entity_set, address, {**row, **address})
 
     async def delete(self, cm: CompiledMap, key: tuple[Any, ...]) -> bool:
-        return await self.connector.delete(cm.map.finance.entity_set, cm.key_fields(Side.FINANCE, key),
-                                           missing_ok=True)
+        address = await self._address(cm, key)
+        if address is None:
+            return False
+        return await self.connector.delete(cm.map.finance.entity_set, address, missing_ok=True)
 
     async def current(self, cm: CompiledMap, key: tuple[Any, ...], columns: list[str]) -> Row | None:
+        address = await self._address(cm, key)
+        if address is None:
+            return None
         try:
-            return await self.connector.get(cm.map.finance.entity_set, cm.key_fields(Side.FINANCE, key))
+            return await self.connector.get(cm.map.finance.entity_set, address)
         except NotFound:
             return None
