@@ -15,6 +15,7 @@ Per-entity create/update/delete events (the emulator's and this project's conven
 built-in ones, they are custom business events) add:
 
     EntityName   str   the public entity name or entity set, e.g. CustCustomerV3Entity or CustomersV3
+    EntitySetName str  (the emulator sends it too; informational)
     Operation    str   Create | Update | Delete
     Keys         {field: value}  the natural key fields incl. dataAreaId
 
@@ -51,7 +52,7 @@ MAX_EVENT_ID_LENGTH = 256
 ENVELOPE = frozenset({
     "BusinessEventId", "BusinessEventLegalEntity", "ContextRecordSubject", "ControlNumber", "EventId",
     "EventTime", "EventTimeIso8601", "InitiatingUserAADObjectId", "MajorVersion", "MinorVersion",
-    "ParentContextRecordSubjects", "EntityName", "Operation", "Keys",
+    "ParentContextRecordSubjects", "EntityName", "EntitySetName", "Operation", "Keys",
 })
 
 

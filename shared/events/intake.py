@@ -12,7 +12,9 @@ Checks run in a fixed order, cheapest and most revealing first, and the first fa
 6. routing (422 for a table or entity no map covers).
 
 ``headers`` are HTTP request headers, or the Service Bus message's application properties (plus
-``content-type``) for the ingress queue; names are matched case-insensitively.
+``content-type``) for the ingress queue; names are matched case-insensitively. Queue messages may
+lack a content type (the local broker's publish callables pass none): the queue trigger passes
+``require_content_type=False``; a content type that is present must still be JSON.
 """
 
 from __future__ import annotations
@@ -59,9 +61,11 @@ def check_secret(headers: Mapping[str, str], expected_secret: str | None) -> Non
         raise Unauthorized(f"missing or wrong {SECRET_HEADER} header")
 
 
-def check_content_type(headers: Mapping[str, str]) -> None:
+def check_content_type(headers: Mapping[str, str], *, required: bool = True) -> None:
     raw = headers.get("content-type")
     if raw is None:
+        if not required:
+            return
         raise UnsupportedMediaType("Content-Type is missing; send application/json")
     media, *params = (part.strip() for part in raw.split(";"))
     media = media.lower()
@@ -74,11 +78,11 @@ def check_content_type(headers: Mapping[str, str]) -> None:
 
 
 def _preflight(body: bytes, headers: Mapping[str, object], max_body_bytes: int,
-               expected_secret: str | None) -> dict[str, str]:
+               expected_secret: str | None, require_content_type: bool) -> dict[str, str]:
     check_size(body, max_body_bytes)
     lowered = normalise_headers(headers)
     check_secret(lowered, expected_secret)
-    check_content_type(lowered)
+    check_content_type(lowered, required=require_content_type)
     return lowered
 
 
@@ -93,10 +97,11 @@ def accept_dataverse(
     origin: Origin = Origin.WEBHOOK,
     max_depth: int = MAX_DEPTH,
     received_at: datetime | None = None,
+    require_content_type: bool = True,
 ) -> IntakeResult:
     """A Dataverse webhook or Service Bus endpoint body -> notifications (``compiled`` is unused:
     a Dataverse change is named by its guid and the handler resolves the key)."""
-    lowered = _preflight(body, headers, max_body_bytes, expected_secret)
+    lowered = _preflight(body, headers, max_body_bytes, expected_secret, require_content_type)
     change = parse_context(parse_json(body, max_depth=max_depth), lowered)
     return route_change(change, catalog, origin=origin, received_at=received_at or datetime.now(UTC))
 
@@ -112,9 +117,10 @@ def accept_finance(
     origin: Origin = Origin.BUSINESS_EVENT,
     max_depth: int = MAX_DEPTH,
     received_at: datetime | None = None,
+    require_content_type: bool = True,
 ) -> IntakeResult:
     """A Finance business event body -> notifications, keyed by the integration key."""
-    lowered = _preflight(body, headers, max_body_bytes, expected_secret)
+    lowered = _preflight(body, headers, max_body_bytes, expected_secret, require_content_type)
     event = parse_business_event(parse_json(body, max_depth=max_depth))
     correlation = lowered.get(CORRELATION_HEADER)
     return route_event(
