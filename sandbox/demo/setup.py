@@ -44,7 +44,7 @@ def categories(w: World, *, counterparts: bool) -> Iterator[DemoRow]:
             "msdyn_unitgroup": "Time" if cat.kind == "Time" else "Default unit"})
     if counterparts:
         for i, cat in enumerate(CATEGORIES):
-            yield fo("ProjCDSCategories", {"CategoryId": cat.name, "Name": cat.name,
+            yield fo("ProjCDSCategories", {"CategoryId": cat.name, "Name": f"{cat.kind}: {cat.name}",
                                            "IntegrationId": w.category_id(i)})
     for co in COMPANIES:
         for cat in CATEGORIES:
