@@ -7,6 +7,6 @@ import azure.functions as func
 
 def blueprints() -> list[func.Blueprint]:
     """Every blueprint the app registers, in a stable order."""
-    from functions import health
+    from functions import health, sync
 
-    return [health.bp]
+    return [health.bp, sync.bp]

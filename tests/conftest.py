@@ -9,3 +9,14 @@ os.environ.setdefault("DUALSYNC_DATAVERSE_URL", "http://127.0.0.1:5081")
 os.environ.setdefault("DUALSYNC_FINANCE_URL", "http://127.0.0.1:5082")
 os.environ.setdefault("DUALSYNC_AUTH_MODE", "static_token")
 os.environ.setdefault("DUALSYNC_STATIC_TOKEN", "test-token")
+
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def app_functions():
+    """The function app's indexed functions by name (get_functions() may run once per app)."""
+    import function_app
+
+    return {f.get_function_name(): f for f in function_app.app.get_functions()}

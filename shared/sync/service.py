@@ -56,21 +56,22 @@ class SyncService:
                                    f"notification for map {note.map!r} reached the {map_name!r} subscription")
             await self._keep(map_name, note, delivery, misrouted)
             return misrouted
-        outcome = await self.handler.handle(map_name, note.source, record_id=note.record_id, key=note.key,
+        record_id = str(note.record_id) if note.record_id is not None else None
+        outcome = await self.handler.handle(map_name, note.source, record_id=record_id, key=note.key,
                                             attempt=note.attempt, version=note.version)
         if isinstance(outcome, Retry | Parked):
             await self._schedule_again(note, outcome.delay_seconds)
         elif isinstance(outcome, DeadLetter):
             await self._keep(map_name, note, delivery, outcome)
-        log.info("sync %s %s -> %s", map_name, note.key or note.record_id, type(outcome).__name__)
+        log.info("sync %s %s -> %s", map_name, note.record, type(outcome).__name__)
         return outcome
 
     async def _schedule_again(self, note: ChangeNotification, delay: float) -> None:
         again = note.model_copy(update={"attempt": note.attempt + 1})
         message = again.to_message()
-        # a new message id: duplicate detection would otherwise drop the retry of the same change
+        # the attempt is part of the message id: duplicate detection must not drop the retry
         retry = OutboundMessage(
-            body=message.body, message_id=f"{message.message_id}~a{again.attempt}"[:128],
+            body=message.body, message_id=message.message_id,
             session_id=message.session_id, application_properties=dict(message.application_properties),
             content_type=message.content_type, correlation_id=message.correlation_id,
         )
@@ -85,7 +86,7 @@ class SyncService:
             payload = delivery.body[:4096].decode("utf-8", "replace")
         await self.state.record_error(ErrorReport(
             map=map_name,
-            key=(note.key or note.record_id or "?") if note else "?",
+            key=note.record if note else "?",
             classification=outcome.classification,
             reason=outcome.reason,
             description=outcome.description,
