@@ -79,7 +79,7 @@ def note(map_name: str, key: str, **kw) -> ChangeNotification:
 
 
 def call(function_name: str, msg) -> None:
-    fn = getattr(sync_functions, "bp")
+    fn = sync_functions.bp
     target = next(f for f in fn._function_builders if f._function.get_function_name() == function_name)
     return target._function.get_user_function()(msg)
 
