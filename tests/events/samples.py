@@ -115,8 +115,8 @@ def context_text(message: str = "Update", *, version: int = 5637611083, record_i
     else:
         target = _TARGET_UPDATE % fill
         post = '[{"key": "AsynchronousStepPrimaryName", "value": %s}]' % (_POST_IMAGE % fill)
-        outputs = '[{"key": "id", "value": "%s"}]' % record_id if message == "Create" else "[]"
-    parent_tag = ', {"key": "tag", "value": "%s"}' % tag if tag else ""
+        outputs = f'[{{"key": "id", "value": "{record_id}"}}]' if message == "Create" else "[]"
+    parent_tag = f', {{"key": "tag", "value": "{tag}"}}' if tag else ""
     return _CONTEXT % {**fill, "target": target, "post": post, "outputs": outputs, "message": message,
                        "correlation": CORRELATION_ID, "operation": operation_id, "parent_tag": parent_tag}
 
