@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -44,6 +44,12 @@ def _money(v: Any) -> float | None:
     return float(Decimal(str(v)).quantize(_Q2, rounding=ROUND_HALF_UP))
 
 
+def _datetime(v: Any) -> str | None:
+    if v is None:
+        return None
+    return datetime.fromisoformat(v.replace("Z", "+00:00")).astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def _ref(row: Row, nav: str, key: str) -> Any:
     r = row.get(nav)
     return None if r is None else r[key]
@@ -74,32 +80,36 @@ def handwritten_projects(row: Row) -> Row:
         "Description": row.get("msdyn_description"),
         "SourceDataID": row.get("msdyn_projectid"),
         "CustomerAccount": _ref(row, "msdyn_customer", "accountnumber"),
-        "ProjectedStartDate": _date(row.get("msdyn_scheduledstart")),
-        "ProjectedEndDate": _date(row.get("msdyn_finish")),
+        "ProjectedStartDate": _datetime(row.get("msdyn_scheduledstart")),
+        "ProjectedEndDate": _datetime(row.get("msdyn_finish")),
         "ProjectStatus": _enum(_STAGES, row.get("statecode")),
+        "ProjectType": "TimeMaterial",
     }
 
 
 def handwritten_actuals(row: Row) -> Row:
-    if row.get("msdyn_actualid") is None or row.get("msdyn_project") is None:
-        raise ValueError("required")
-    if row.get("msdyn_documentdate") is None:
-        raise ValueError("required")
+    for required in ("msdyn_actualid", "msdyn_project", "msdyn_documentdate", "msdyn_accountingdate",
+                     "msdyn_quantity", "msdyn_amount", "transactioncurrencyid",
+                     "msdyn_transactionclassification", "msdyn_transactiontypecode"):
+        if row.get(required) is None:
+            raise ValueError(required)
     return {
         "dataAreaId": _company(row),
         "ActualId": row["msdyn_actualid"],
         "ProjectId": row["msdyn_project"]["msdyn_projectnumber"],
         "TaskId": _ref(row, "msdyn_task", "msdyn_projecttaskid"),
-        "ContractId": _ref(row, "msdyn_salescontract", "ordernumber"),
-        "ContractLine": _ref(row, "msdyn_salescontractline", "salesorderdetailid"),
+        "ContractId": _ref(row, "msdyn_contract", "ordernumber"),
+        "ContractLine": _ref(row, "msdyn_contractline", "msdyn_lineid"),
         "TransactionCategory": _ref(row, "msdyn_transactioncategory", "msdyn_name"),
         "ResourceId": _ref(row, "msdyn_bookableresource", "bookableresourceid"),
         "Description": row.get("msdyn_description"),
+        "ExternalDescription": row.get("msdyn_externaldescription"),
         "DocumentDate": _date(row["msdyn_documentdate"]),
-        "AccountingDate": _date(row.get("msdyn_accountingdate")),
-        "Quantity": _money(row.get("msdyn_quantity")),
+        "AccountingDate": _date(row["msdyn_accountingdate"]),
+        "Quantity": _money(row["msdyn_quantity"]),
         "UnitPrice": _money(row.get("msdyn_price")),
-        "Amount": _money(row.get("msdyn_amount")),
+        "Amount": _money(row["msdyn_amount"]),
+        "TransactionCurrencyId": row["transactioncurrencyid"]["isocurrencycode"],
         "TransactionClassification": _enum(_CLASSES, row["msdyn_transactionclassification"]),
         "TransType": _enum(_TYPES, row["msdyn_transactiontypecode"]),
         "BillingType": _enum(_BILLING, row.get("msdyn_billingtype")),
@@ -116,7 +126,7 @@ def project_rows(n: int, rng: random.Random) -> list[Row]:
             "msdyn_subject": f"Project {i}",
             "msdyn_description": None if i % 3 else f"Description {i}",
             "msdyn_customer": {"accountnumber": f"C-{i % 500:04d}"},
-            "msdyn_scheduledstart": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}",
+            "msdyn_scheduledstart": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}T08:00:00Z",
             "msdyn_finish": None,
             "statecode": i % 2,
             "versionnumber": i,
@@ -135,13 +145,15 @@ def actual_rows(n: int, rng: random.Random) -> list[Row]:
             "msdyn_company": {"cdm_companycode": "USPM"},
             "msdyn_project": {"msdyn_projectnumber": f"PRJ-{i % 1000:06d}"},
             "msdyn_task": {"msdyn_projecttaskid": f"20000000-0000-4000-8000-{i % 20:012d}"} if i % 4 else None,
-            "msdyn_salescontract": {"ordernumber": f"CON-{i % 300:05d}"},
-            "msdyn_salescontractline": {"salesorderdetailid": f"30000000-0000-4000-8000-{i % 5:012d}"},
+            "msdyn_contract": {"ordernumber": f"CON-{i % 300:05d}"},
+            "msdyn_contractline": {"msdyn_lineid": f"L-{i % 5}"},
             "msdyn_transactioncategory": {"msdyn_name": "Consulting"},
             "msdyn_bookableresource": {"bookableresourceid": f"40000000-0000-4000-8000-{i % 50:012d}"},
             "msdyn_description": f"Actual {i}",
+            "msdyn_externaldescription": None,
+            "transactioncurrencyid": {"isocurrencycode": "USD"},
             "msdyn_documentdate": f"2026-{1 + i % 12:02d}-{1 + i % 28:02d}",
-            "msdyn_accountingdate": None,
+            "msdyn_accountingdate": f"2026-{1 + i % 12:02d}-28",
             "msdyn_quantity": qty,
             "msdyn_price": price,
             "msdyn_amount": round(qty * price, 2),
