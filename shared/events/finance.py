@@ -153,7 +153,7 @@ def parse_business_event(data: Any) -> BusinessEvent:
         )
     operation_name = data.get("Operation")
     if operation_name is not None:
-        if operation_name not in OPERATIONS:
+        if not isinstance(operation_name, str) or operation_name not in OPERATIONS:
             raise InvalidShape("Operation", f"must be Create, Update or Delete, got {shown(operation_name)}")
         operation = OPERATIONS[operation_name]
     elif convention is not None:
