@@ -1,0 +1,73 @@
+"""Operator actions: status, pause/resume, errors, replay (exact publish asserted), dismiss."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.catalog.models import Side
+from shared.events.notification import ChangeNotification, Origin
+from shared.operations import NotReplayable, Operations, UnknownMap
+from shared.runtime import get_runtime
+from shared.state.models import ErrorClassification, ErrorReport
+from shared.state.sqlite import SqliteStateStore
+from shared.transport.base import Transport
+
+TOPIC = "dualsync-changes"
+
+
+@pytest.fixture
+async def ops(tmp_path, mocker):
+    state = SqliteStateStore(tmp_path / "state.sqlite")
+    await state.open()
+    transport = mocker.AsyncMock(spec=Transport)
+    transport.active_count.return_value = 3
+    transport.dead_letter_count.return_value = 0
+    yield Operations(get_runtime().catalog, state, transport, TOPIC)
+    await state.close()
+
+
+async def _failure(ops: Operations) -> str:
+    note = ChangeNotification(map="projects", source=Side.DATAVERSE, record_id="6d81597f-0000-4000-8000-000000000001",
+                              time=datetime.now(UTC), origin=Origin.WEBHOOK, attempt=4)
+    record = await ops.state.record_error(ErrorReport(
+        map="projects", key=note.record, classification=ErrorClassification.MAPPING, reason="value not in the value map",
+        payload=note.model_dump(mode="json", exclude_none=True), message_id=note.message_id,
+        session_id=note.session_id))
+    return record.id
+
+
+async def test_pause_resume_and_status(ops):
+    assert (await ops.pause("projects", "maintenance"))["state"] == "paused"
+    status = await ops.status()
+    assert status["maps"]["projects"]["state"] == "paused" and status["maps"]["projects"]["reason"] == "maintenance"
+    assert status["maps"]["actuals"]["state"] == "running" and status["maps"]["actuals"]["backlog"] == 3
+    assert (await ops.resume("projects"))["state"] == "running"
+    with pytest.raises(UnknownMap):
+        await ops.pause("nope")
+
+
+async def test_replay_publishes_the_kept_notification_once(ops):
+    error_id = await _failure(ops)
+    [listed] = await ops.errors("projects")
+    assert listed["id"] == error_id and listed["classification"] == "mapping"
+    assert (await ops.replay(error_id))["status"] == "replayed"
+    ops.transport.publish.assert_awaited_once()
+    topic, [message] = ops.transport.publish.await_args.args
+    replayed = ChangeNotification.from_message(message.body)
+    assert topic == TOPIC
+    assert (replayed.map, str(replayed.record_id), replayed.attempt, replayed.origin) == (
+        "projects", "6d81597f-0000-4000-8000-000000000001", 0, Origin.REPLAY)
+    assert message.session_id == replayed.session_id
+    assert message.message_id.endswith("~replay-1")
+    with pytest.raises(NotReplayable):
+        await ops.replay(error_id)  # already replayed
+    assert await ops.errors("projects") == []
+
+
+async def test_dismiss(ops):
+    error_id = await _failure(ops)
+    assert (await ops.dismiss(error_id))["status"] == "dismissed"
+    assert (await ops.error(error_id))["status"] == "dismissed"
+    ops.transport.publish.assert_not_called()
