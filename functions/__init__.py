@@ -7,6 +7,6 @@ import azure.functions as func
 
 def blueprints() -> list[func.Blueprint]:
     """Every blueprint the app registers, in a stable order."""
-    from functions import health, sync
+    from functions import health, sync, webhooks
 
-    return [health.bp, sync.bp]
+    return [health.bp, sync.bp, webhooks.bp]
