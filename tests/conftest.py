@@ -20,3 +20,18 @@ def app_functions():
     import function_app
 
     return {f.get_function_name(): f for f in function_app.app.get_functions()}
+
+
+EMULATOR_TOKEN = "t"
+
+
+@pytest.fixture(scope="session")
+def emulators():
+    """Both emulators over real HTTP on free loopback ports, for the whole session.
+    Tests that use them reset them first (``app.state.emulator.reset()``)."""
+    from sandbox import dataverse, finance
+
+    dv, fo = dataverse.start(port=0, token=EMULATOR_TOKEN), finance.start(port=0, token=EMULATOR_TOKEN)
+    yield dv, fo
+    dv.stop()
+    fo.stop()

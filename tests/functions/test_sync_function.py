@@ -29,14 +29,9 @@ TOKEN = "t"
 TOPIC = "dualsync-changes"
 
 
-@pytest.fixture(scope="module")
-def servers():
-    from sandbox import dataverse, finance
-
-    dv, fo = dataverse.start(port=0, token=TOKEN), finance.start(port=0, token=TOKEN)
-    yield dv, fo
-    dv.stop()
-    fo.stop()
+@pytest.fixture
+def servers(emulators):
+    return emulators
 
 
 @pytest.fixture

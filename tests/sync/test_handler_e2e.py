@@ -25,14 +25,9 @@ FIXTURES = Path(__file__).parent / "fixtures"
 COMPILED = compile_catalog(load_catalog(FIXTURES))
 
 
-@pytest.fixture(scope="module")
-def servers():
-    from sandbox import dataverse, finance
-
-    dv, fo = dataverse.start(port=0, token=TOKEN), finance.start(port=0, token=TOKEN)
-    yield dv, fo
-    dv.stop()
-    fo.stop()
+@pytest.fixture
+def servers(emulators):
+    return emulators
 
 
 @pytest.fixture
