@@ -20,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from shared.sqlite import connect_wal
+
 from .errorlog import merge_error, payload_json
 from .errors import ConcurrencyError, NotFoundError
 from .models import (
@@ -86,16 +88,7 @@ class SqliteStateStore:
     def _open_sync(self) -> None:
         if self._conn is not None:
             return
-        if str(self.path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(
-            str(self.path), timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
-        )
-        conn.row_factory = sqlite3.Row
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.executescript(_SCHEMA)
-        self._conn = conn
+        self._conn = connect_wal(self.path, busy_timeout=self._busy_timeout, schema=_SCHEMA)
 
     async def close(self) -> None:
         if self._conn is not None:
