@@ -111,6 +111,30 @@ class Settings(BaseSettings):
     )
     max_body_bytes: int = Field(1_048_576, ge=1024, description="largest webhook/event body accepted")
 
+    # --- polling timers (catch what a missed webhook or event did not say) -------------------------
+    pull_schedule: str = Field(
+        "0 */5 * * * *", description="NCRONTAB (seconds first, UTC) of the change-tracking / watermark timers"
+    )
+    page_size: int = Field(5000, ge=1, le=5000, description="rows per page when reading (odata.maxpagesize)")
+
+    # --- initial sync -----------------------------------------------------------------------------
+    initial_sync_concurrency: int = Field(
+        4, ge=1, le=64, description="batches of one map written at the same time during initial sync"
+    )
+
+    # --- telemetry --------------------------------------------------------------------------------
+    telemetry_enabled: bool = Field(
+        False, description="send traces to Application Insights (needs APPLICATIONINSIGHTS_CONNECTION_STRING)"
+    )
+
+    @field_validator("pull_schedule")
+    @classmethod
+    def _ncrontab(cls, v: str) -> str:
+        # Azure Functions timers take six fields, seconds first; five-field cron is a common mistake.
+        if len(v.split()) != 6:
+            raise ValueError("give an NCRONTAB expression of six fields, seconds first, e.g. '0 */5 * * * *'")
+        return v
+
     @field_validator("dataverse_url", "finance_url")
     @classmethod
     def _no_path(cls, v: AnyHttpUrl) -> AnyHttpUrl:

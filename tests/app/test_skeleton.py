@@ -112,3 +112,12 @@ def test_readme_opens_with_the_two_commands():
     assert block[0].startswith("./dev sandbox") and block[1].startswith("./dev test")
     ci = (ROOT / ".ci" / "run").read_text()
     assert "./dev test" in ci
+
+
+@pytest.mark.parametrize("schedule", ["*/5 * * * *", "0 0 */5 * * * *", ""])
+def test_pull_schedule_must_be_six_field_ncrontab(monkeypatch, schedule):
+    monkeypatch.setenv(f"{PREFIX}PULL_SCHEDULE", schedule or " ")
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert f"{PREFIX}PULL_SCHEDULE" in str(info.value)
+    assert "six fields" in str(info.value)
