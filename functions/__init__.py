@@ -7,6 +7,6 @@ import azure.functions as func
 
 def blueprints() -> list[func.Blueprint]:
     """Every blueprint the app registers, in a stable order."""
-    from functions import health, sync, webhooks
+    from functions import admin, bulk, health, ingress, sync, timers, webhooks
 
-    return [health.bp, sync.bp, webhooks.bp]
+    return [health.bp, sync.bp, webhooks.bp, ingress.bp, timers.bp, admin.bp, bulk.bp]

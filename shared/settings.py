@@ -104,6 +104,7 @@ class Settings(BaseSettings):
     change_topic: str = Field("dualsync-changes", min_length=1, max_length=260)
     ingress_queue_dataverse: str = Field("dualsync-dataverse-ingress")
     ingress_queue_finance: str = Field("dualsync-finance-ingress")
+    work_queue: str = Field("dualsync-work", description="queue of distributed initial-sync work items")
 
     # --- inbound notifications --------------------------------------------------------------------
     webhook_secret: SecretStr | None = Field(
