@@ -2,7 +2,7 @@
 
 Maps run in dependency order; each child row points at parents that were themselves synced through
 the handler. Every map is applied once, then handled again and skipped as unchanged. The first test
-keeps the catalog and the emulators' `$metadata` in step (see ``catalog_e2e/pending_dataverse.py``).
+keeps the catalog and the emulators' `$metadata` in step.
 """
 
 from __future__ import annotations
@@ -25,7 +25,6 @@ from shared.state.sqlite import SqliteStateStore
 from shared.sync.handler import SyncHandler
 from shared.sync.outcome import Applied, Skipped
 from shared.sync.sides import DataverseSide, FinanceSide
-from tests.sync.catalog_e2e.pending_dataverse import EXPLAINED_PROBLEMS, overlaid_schema
 
 TOKEN = "t"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -46,16 +45,12 @@ def test_catalog_matches_the_emulators_metadata(tmp_path):
     from sandbox import dataverse, finance
 
     dv, fo = dataverse.start(port=0, token=TOKEN), finance.start(port=0, token=TOKEN)
-    pending = dataverse.start(port=0, token=TOKEN, schema=overlaid_schema())
     try:
         problems = validate_directory(MAPS, _metadata(dv.url, fo.url, tmp_path / "meta"))
-        with_pending = validate_directory(MAPS, _metadata(pending.url, fo.url, tmp_path / "pending"))
     finally:
-        for server in (dv, fo, pending):
+        for server in (dv, fo):
             server.stop()
-    # the unmodified emulators: only what the requested Dataverse columns explain, each still needed
-    assert {(p.file, p.field) for p in problems} == EXPLAINED_PROBLEMS, "\n".join(map(str, problems))
-    assert with_pending == [], "\n".join(map(str, with_pending))
+    assert problems == [], "\n".join(map(str, problems))
 
 
 # --- end to end -----------------------------------------------------------------------------------
@@ -65,7 +60,7 @@ def test_catalog_matches_the_emulators_metadata(tmp_path):
 def servers():
     from sandbox import dataverse, finance
 
-    dv = dataverse.start(port=0, token=TOKEN, schema=overlaid_schema())
+    dv = dataverse.start(port=0, token=TOKEN)
     fo = finance.start(port=0, token=TOKEN)
     yield dv, fo
     dv.stop()
