@@ -72,3 +72,68 @@ async def test_dismiss(ops):
     assert (await ops.dismiss(error_id))["status"] == "dismissed"
     assert (await ops.error(error_id))["status"] == "dismissed"
     ops.transport.publish.assert_not_called()
+
+
+# --- backlog probes and last success ----------------------------------------------------------------
+async def test_service_bus_probe_reads_subscription_runtime_properties(mocker):
+    from azure.servicebus.management import SubscriptionRuntimeProperties
+
+    from shared.operations import Backlog, ServiceBusProbe
+
+    admin = mocker.AsyncMock()
+    props = mocker.Mock(spec=SubscriptionRuntimeProperties, active_message_count=12, dead_letter_message_count=2)
+    admin.get_subscription_runtime_properties.return_value = props
+    backlog = await ServiceBusProbe(admin).backlog(TOPIC, "projects")
+    admin.get_subscription_runtime_properties.assert_awaited_once_with(TOPIC, "projects")
+    # scheduled messages sit on the topic in Service Bus: unknown per map, so null rather than 0
+    assert backlog == Backlog(active=12, scheduled=None, dead_letters=2)
+
+
+async def test_service_bus_probe_without_manage_rights_says_unknown(mocker):
+    from azure.core.exceptions import ClientAuthenticationError
+
+    from shared.operations import Backlog, ServiceBusProbe
+
+    admin = mocker.AsyncMock()
+    admin.get_subscription_runtime_properties.side_effect = ClientAuthenticationError("Unauthorized: Manage claim")
+    assert await ServiceBusProbe(admin).backlog(TOPIC, "projects") == Backlog(None, None, None)
+
+
+async def test_status_through_a_transport_that_cannot_count(ops):
+    ops.transport.active_count.return_value = None
+    ops.transport.dead_letter_count.side_effect = RuntimeError("no management link")
+    from shared.operations import TransportProbe
+
+    ops.probe = TransportProbe(ops.transport)
+    status = await ops.status()
+    assert status["maps"]["projects"]["backlog"] == {"active": None, "scheduled": None, "dead_letters": None}
+
+
+def test_backlog_probe_follows_the_settings(tmp_path, monkeypatch):
+    from shared.operations import LocalBrokerProbe, ServiceBusProbe, TransportProbe, backlog_probe
+    from shared.settings import load_settings
+    from shared.transport.local import LocalBroker, LocalBrokerTransport
+
+    local = load_settings(broker_path=tmp_path / "b.sqlite")
+    assert isinstance(backlog_probe(local, LocalBrokerTransport(LocalBroker(tmp_path / "b.sqlite"))),
+                      LocalBrokerProbe)
+    sb = load_settings(transport="servicebus", servicebus_connection=(
+        "Endpoint=sb://example.servicebus.windows.net/;SharedAccessKeyName=k;SharedAccessKey=c2VjcmV0"))
+    probe = backlog_probe(sb, object())  # type: ignore[arg-type]
+    assert isinstance(probe, ServiceBusProbe)
+    assert isinstance(backlog_probe(load_settings(transport="servicebus"), object()),  # type: ignore[arg-type]
+                      TransportProbe)
+
+
+async def test_success_marker_writes_at_most_once_per_interval(ops):
+    from shared.operations import SuccessMarker
+
+    now = [100.0]
+    marker = SuccessMarker(ops.state, interval=30, clock=lambda: now[0])
+    assert await marker.mark("projects", datetime(2025, 5, 1, 12, 0, tzinfo=UTC))
+    assert not await marker.mark("projects", datetime(2025, 5, 1, 12, 0, 10, tzinfo=UTC))
+    assert (await ops.status())["maps"]["projects"]["last_success"] == "2025-05-01T12:00:00+00:00"
+    now[0] += 31
+    assert await marker.mark("projects", datetime(2025, 5, 1, 12, 1, tzinfo=UTC))
+    assert (await ops.status())["maps"]["projects"]["last_success"] == "2025-05-01T12:01:00+00:00"
+    assert (await ops.status())["maps"]["actuals"]["last_success"] is None
