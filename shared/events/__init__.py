@@ -4,6 +4,7 @@ Engine-side only (no ``azure.functions``): the HTTP and ingress-queue triggers c
 :mod:`shared.events.intake` and publish what it returns.
 """
 
+from shared.events.control import ControlNumberTracker, ControlStamp, Stale
 from shared.events.errors import (
     InvalidShape,
     MalformedJson,
@@ -17,19 +18,21 @@ from shared.events.errors import (
 )
 from shared.events.finance import is_newer
 from shared.events.intake import accept_dataverse, accept_finance
-from shared.events.notification import ChangeNotification, Operation, Origin, OutboundMessage
+from shared.events.notification import ChangeNotification, Operation, Origin
 from shared.events.result import IntakeResult
 
 __all__ = [
     "ChangeNotification",
+    "ControlNumberTracker",
+    "ControlStamp",
     "IntakeResult",
     "InvalidShape",
     "MalformedJson",
     "Operation",
     "Origin",
-    "OutboundMessage",
     "PayloadTooLarge",
     "Rejection",
+    "Stale",
     "Unauthorized",
     "UnknownEntity",
     "UnknownTable",

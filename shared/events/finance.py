@@ -32,12 +32,13 @@ produces nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from shared.catalog.models import Catalog, Side, TableMap
+from shared.events.control import ControlStamp
 from shared.events.errors import InvalidShape, UnknownEntity, shown
 from shared.events.notification import ChangeNotification, Operation, Origin
 from shared.events.result import IntakeResult
@@ -178,22 +179,35 @@ def _maps_for(entity: str, catalog: Catalog) -> list[TableMap]:
     return catalog.by_finance_entity(entity) or catalog.by_finance_entity(entity + "Entity")
 
 
-def _key(event: BusinessEvent, m: TableMap, compiled: CompiledMap) -> str:
-    fields = dict(event.fields)
+def map_key(fields: Mapping[str, Any], legal_entity: str | None, m: TableMap, compiled: CompiledMap,
+            *, where: str = "Keys") -> str:
+    """The integration key of the Finance row named by ``fields`` (Finance field names), the company
+    falling back to ``legal_entity``; ``where`` is the member path the fields were read from."""
+    fields = dict(fields)
     if m.company is not None and fields.get(m.company.finance_field) is None:
-        fields[m.company.finance_field] = event.legal_entity
+        fields[m.company.finance_field] = legal_entity
     row: dict[str, Any] = {}
     for name in ([m.company.finance_field] if m.company else []) + list(m.finance.keys):
         if fields.get(name) is None:
-            raise InvalidShape(f"Keys.{name}", f"is missing (a key field of map {m.name!r})")
-        row[name] = _key_value(fields[name], f"Keys.{name}")
+            raise InvalidShape(f"{where}.{name}", f"is missing (a key field of map {m.name!r})")
+        row[name] = _key_value(fields[name], f"{where}.{name}")
     try:
         key = compiled.integration_key(Side.FINANCE, row)
     except (TypeError, ValueError) as exc:
-        raise InvalidShape("Keys", f"do not form a key of map {m.name!r}: {str(exc)[:80]}") from None
+        raise InvalidShape(where, f"do not form a key of map {m.name!r}: {str(exc)[:80]}") from None
     if any(part is None for part in key):
-        raise InvalidShape("Keys", f"do not form a key of map {m.name!r}: a part is missing")
+        raise InvalidShape(where, f"do not form a key of map {m.name!r}: a part is missing")
     return compiled.key_string(Side.FINANCE, row)
+
+
+def control_stamp(notifications: Sequence[ChangeNotification], catalog: Catalog, legal_entity: str | None,
+                  control_number: int) -> ControlStamp:
+    """The row a business event is about, for ControlNumber tracking (see :mod:`shared.events.control`):
+    the canonical entity and integration key of the first routed map by name."""
+    first = min(notifications, key=lambda n: n.map)
+    assert first.key is not None  # Finance-sourced notifications always carry the key
+    return ControlStamp(entity=catalog.maps[first.map].finance.entity, legal_entity=(legal_entity or "").upper(),
+                        record_key=first.key, control_number=control_number)
 
 
 def route_event(
@@ -221,7 +235,7 @@ def route_event(
         notifications.append(ChangeNotification(
             map=m.name,
             source=Side.FINANCE,
-            key=_key(event, m, cm),
+            key=map_key(event.fields, event.legal_entity, m, cm),
             operation=event.operation,
             version=event.control_number,
             time=event.time or received_at,
@@ -229,7 +243,8 @@ def route_event(
             change_id=event.event_id,
             origin=origin,
         ))
-    return IntakeResult(tuple(notifications))
+    return IntakeResult(tuple(notifications),
+                        control=control_stamp(notifications, catalog, event.legal_entity, event.control_number))
 
 
-__all__ = ["BusinessEvent", "is_newer", "parse_business_event", "route_event"]
+__all__ = ["BusinessEvent", "control_stamp", "is_newer", "map_key", "parse_business_event", "route_event"]

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from shared.catalog.models import Catalog
+from shared.events.dataevents import is_data_event, route_data_event
 from shared.events.dataverse import parse_context, route_change
 from shared.events.errors import PayloadTooLarge, Unauthorized, UnsupportedMediaType, shown
 from shared.events.finance import parse_business_event, route_event
@@ -119,11 +120,18 @@ def accept_finance(
     received_at: datetime | None = None,
     require_content_type: bool = True,
 ) -> IntakeResult:
-    """A Finance business event body -> notifications, keyed by the integration key."""
+    """A Finance business event or data event body -> notifications, keyed by the integration key.
+
+    Business events carry a ControlNumber: the result's ``control`` stamp lets the publisher drop stale
+    and duplicate ones. Data events are RemoteExecutionContexts (:mod:`shared.events.dataevents`)."""
     lowered = _preflight(body, headers, max_body_bytes, expected_secret, require_content_type)
-    event = parse_business_event(parse_json(body, max_depth=max_depth))
+    data = parse_json(body, max_depth=max_depth)
+    received = received_at or datetime.now(UTC)
+    if is_data_event(data):
+        return route_data_event(data, lowered, catalog, compiled, origin=origin, received_at=received)
+    event = parse_business_event(data)
     correlation = lowered.get(CORRELATION_HEADER)
     return route_event(
-        event, catalog, compiled, origin=origin, received_at=received_at or datetime.now(UTC),
+        event, catalog, compiled, origin=origin, received_at=received,
         correlation_id=correlation if correlation and len(correlation) <= 128 and correlation.isprintable() else None,
     )

@@ -19,7 +19,6 @@ Bus's 128 characters: long ones become the map name (truncated) and a sha256.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
@@ -38,6 +37,7 @@ from pydantic import (
 from shared.catalog.models import MapName, Side
 from shared.events.errors import InvalidShape, MalformedJson
 from shared.events.jsonbody import parse_json
+from shared.transport.messages import OutboundMessage
 
 MAX_ID_LENGTH = 128  # Service Bus MessageId and SessionId
 MAX_KEY_LENGTH = 4096
@@ -60,18 +60,6 @@ class Origin(StrEnum):
     TIMER = "timer"
     RECONCILE = "reconcile"
     REPLAY = "replay"
-
-
-@dataclass(frozen=True)
-class OutboundMessage:
-    """A transport-neutral broker message; the transport maps it onto Service Bus or the local broker."""
-
-    body: bytes
-    message_id: str
-    session_id: str
-    application_properties: dict[str, str] = field(default_factory=dict)
-    content_type: str = CONTENT_TYPE
-    correlation_id: str | None = None
 
 
 def bounded_id(map_name: str, *parts: str) -> str:
