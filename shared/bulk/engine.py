@@ -1,0 +1,273 @@
+"""Initial sync: stream a map's master side page by page, map, write in concurrent batches, record
+the ledger, checkpoint each page.
+
+Per page: map every row (a row that fails to map is kept in the error store), resolve the page's
+references in bulk, build one upsert per row, send them in batches of ``batch_size`` with up to
+``initial_sync_concurrency`` batches in flight, record a ledger entry per written row (the live
+handler's key and hash, so live sync sees them as applied), keep each failed row in the error store,
+and only then write the checkpoint ``initial-sync:<map>`` with the continuation of the next page.
+A resumed run starts from that continuation; a page whose writes were cut short is written again,
+which is harmless because every write is an upsert by key.
+
+The next page is read while the current one is written (a queue of one page), so memory holds at
+most three pages whatever the table size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from shared.bulk import failures
+from shared.bulk.context import BulkContext
+from shared.bulk.plan import master_sides, sync_order
+from shared.bulk.source import Page, first_url, pages, source_version
+from shared.bulk.writer import Item, TargetWriter, writer_for
+from shared.catalog.models import Side
+from shared.connectors.batching import chunks, pooled
+from shared.mapping import CompiledMap, key_to_string, row_hash
+from shared.state.models import LedgerEntry
+from shared.sync.handler import ledger_key
+
+log = logging.getLogger("dualsync.bulk")
+Row = dict[str, Any]
+CHECKPOINT_PREFIX = "initial-sync:"
+
+
+def checkpoint_name(map_name: str, company: str | None = None) -> str:
+    return f"{CHECKPOINT_PREFIX}{map_name}" + (f":{company.lower()}" if company else "")
+
+
+@dataclass
+class Progress:
+    """Reported after every page: the map's running totals."""
+
+    map: str
+    source: str
+    read: int
+    written: int
+    failed: int
+    rate: float  # rows read per second since this run started
+    total: int | None  # rows the source holds, when the service counted them
+    done: bool = False
+
+
+@dataclass
+class MapSummary:
+    map: str
+    sources: list[str]
+    read: int = 0
+    written: int = 0
+    failed: int = 0
+    skipped: int = 0  # bidirectional second pass: rows the first pass already brought over
+    pages: int = 0
+    seconds: float = 0.0
+    resumed: bool = False
+    done: bool = False
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.read / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rows_per_second": round(self.rows_per_second, 1)}
+
+
+@dataclass
+class RunSummary:
+    maps: list[MapSummary] = field(default_factory=list)
+
+    @property
+    def failed(self) -> int:
+        return sum(m.failed for m in self.maps)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"maps": {m.map: m.as_dict() for m in self.maps},
+                "read": sum(m.read for m in self.maps), "written": sum(m.written for m in self.maps),
+                "failed": self.failed}
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+class InitialSync:
+    def __init__(self, ctx: BulkContext, *, progress: ProgressCallback | None = None,
+                 page_size: int | None = None, batch_size: int | None = None, concurrency: int | None = None):
+        self.ctx = ctx
+        self.progress = progress
+        s = ctx.settings
+        self.page_size = page_size or s.page_size
+        self.batch_size = batch_size or s.batch_size
+        self.concurrency = concurrency or s.initial_sync_concurrency
+        self._writers: dict[Side, TargetWriter] = {}
+
+    def writer(self, target: Side) -> TargetWriter:
+        if target not in self._writers:
+            self._writers[target] = writer_for(self.ctx, target)
+        return self._writers[target]
+
+    async def run(self, maps: Sequence[str] | None = None, *, resume: bool = False) -> RunSummary:
+        """Every chosen map (default: all), dependencies first; independent maps concurrently."""
+        catalog = {name: cm.map for name, cm in self.ctx.compiled.items()}
+        summary = RunSummary()
+        for generation in sync_order(catalog, maps):
+            results = await asyncio.gather(*(self.sync_map(name, resume=resume) for name in generation))
+            summary.maps.extend(results)
+        return summary
+
+    async def sync_map(self, name: str, *, resume: bool = False, company: str | None = None,
+                       checkpoint: str | None = None) -> MapSummary:
+        """One map (optionally one legal entity of it), from its checkpoint when ``resume``."""
+        cm = self.ctx.compiled[name]
+        sides = master_sides(cm.map)
+        cp_name = checkpoint or checkpoint_name(name, company)
+        summary = MapSummary(map=name, sources=[s.value for s in sides])
+        state = self.ctx.state
+        cp = await state.get_checkpoint(cp_name) if resume else None
+        start_pass, start_url = 0, None
+        if cp is not None:
+            data = cp.data
+            summary.resumed = True
+            summary.read, summary.written = int(data.get("read", 0)), int(data.get("written", 0))
+            summary.failed, summary.skipped = int(data.get("failed", 0)), int(data.get("skipped", 0))
+            summary.pages = int(data.get("pages", 0))
+            if data.get("done"):
+                summary.done = True
+                return summary
+            start_pass, start_url = int(data.get("pass", 0)), data.get("next")
+        started = time.perf_counter()
+        read_at_start = summary.read
+        for index in range(start_pass, len(sides)):
+            source = sides[index]
+            url = start_url if index == start_pass and start_url else await first_url(
+                self.ctx, cm, source, company=company)
+            # a second pass (bidirectional without master) leaves alone what the first brought over
+            skip_mirrored = index > 0
+            total: int | None = None
+            async for page in self._prefetch(pages(self.ctx, source, url, self.page_size)):
+                total = page.total if page.total is not None else total
+                await self._page(cm, source, page.rows, summary, skip_mirrored)
+                summary.pages += 1
+                summary.seconds = time.perf_counter() - started
+                last = page.next_link is None and index == len(sides) - 1
+                await state.put_checkpoint(cp_name, {
+                    "map": name, "company": company, "pass": index if page.next_link else index + 1,
+                    "source": source.value, "next": page.next_link, "done": last,
+                    "read": summary.read, "written": summary.written, "failed": summary.failed,
+                    "skipped": summary.skipped, "pages": summary.pages,
+                })
+                if self.progress:
+                    rate = (summary.read - read_at_start) / summary.seconds if summary.seconds > 0 else 0.0
+                    self.progress(Progress(name, source.value, summary.read, summary.written, summary.failed,
+                                           rate, total, last))
+        summary.seconds = time.perf_counter() - started
+        summary.done = True
+        cp_now = await state.get_checkpoint(cp_name)
+        if cp_now is None or not cp_now.data.get("done"):  # an empty source wrote no page checkpoint
+            await state.put_checkpoint(cp_name, {"map": name, "company": company, "pass": len(sides), "next": None,
+                                                 "done": True, "read": summary.read, "written": summary.written,
+                                                 "failed": summary.failed, "skipped": summary.skipped,
+                                                 "pages": summary.pages})
+            if self.progress:
+                self.progress(Progress(name, sides[-1].value, summary.read, summary.written, summary.failed,
+                                       0.0, summary.read, True))
+        log.info("initial sync %s: read %d, written %d, failed %d in %.1f s", name, summary.read,
+                 summary.written, summary.failed, summary.seconds)
+        return summary
+
+    @staticmethod
+    async def _prefetch(source: Any) -> Any:
+        """Read the next page while the current one is written; at most one page waits."""
+        queue: asyncio.Queue[Page | BaseException | None] = asyncio.Queue(maxsize=1)
+
+        async def produce() -> None:
+            try:
+                async for page in source:
+                    await queue.put(page)
+                await queue.put(None)
+            except BaseException as exc:  # handed to the consumer, which raises it
+                await queue.put(exc)
+
+        task = asyncio.create_task(produce())
+        try:
+            while True:
+                item = await queue.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def _page(self, cm: CompiledMap, source: Side, rows: list[Row], summary: MapSummary,
+                    skip_mirrored: bool) -> None:
+        target = source.other
+        state = self.ctx.state
+        to_target = cm.to_side(target)
+        pk = cm.map.dataverse.primary_id
+        items: list[Item] = []
+        summary.read += len(rows)
+        for row in rows:
+            key_text: str | None = None
+            record_id = str(row.get(pk)) if source is Side.DATAVERSE and row.get(pk) else None
+            version = source_version(source, row)
+            try:
+                key = cm.integration_key(source, row)
+                key_text = key_to_string(key)
+                mapped = to_target(row)
+            except Exception as exc:  # a row that does not map is kept, the run goes on
+                await self._fail(cm, source, key_text, record_id, version, exc, row, summary)
+                continue
+            items.append(Item(key, key_text, mapped, version, record_id))
+        if skip_mirrored and items:
+            kept = []
+            for item in items:
+                entry = await state.get_ledger(cm.name, ledger_key(item.key_text, source))
+                if entry is not None and entry.source_side == target.value:
+                    summary.skipped += 1
+                else:
+                    kept.append(item)
+            items = kept
+        if not items:
+            return
+        writer = self.writer(target)
+        await writer.prepare(cm, items)
+        ready: list[tuple[Item, Any]] = []
+        for item in items:
+            try:
+                ready.append((item, await writer.upsert(cm, item)))
+            except Exception as exc:
+                await self._fail(cm, source, item.key_text, item.record_id, item.version, exc, item.row, summary)
+
+        async def send(chunk: Sequence[tuple[Item, Any]]) -> None:
+            results = await writer.send(cm, [w for _, w in chunk])
+            entries = []
+            for (item, _), result in zip(chunk, results, strict=True):
+                if result.ok:
+                    entries.append(LedgerEntry(map=cm.name, key=ledger_key(item.key_text, target),
+                                               source_version=item.version or 0, source_side=source.value,
+                                               target_hash=row_hash(item.row)))
+                else:
+                    assert result.error is not None
+                    await self._fail(cm, source, item.key_text, item.record_id, item.version, result.error,
+                                     item.row, summary)
+            for entry in entries:
+                await state.put_ledger(entry)
+            summary.written += len(entries)
+
+        await pooled(chunks(ready, self.batch_size), self.concurrency, send)
+
+    async def _fail(self, cm: CompiledMap, source: Side, key_text: str | None, record_id: str | None,
+                    version: int | None, error: BaseException, row: Row, summary: MapSummary) -> None:
+        summary.failed += 1
+        log.warning("initial sync %s: record %s not written: %s", cm.name, key_text or record_id,
+                    failures.classify(error).value)
+        await failures.keep(self.ctx.state, cm.name, source, key_text, record_id, version, error, row)
