@@ -175,3 +175,75 @@ def catalog() -> Catalog:
 @cache
 def compiled() -> dict[str, CompiledMap]:
     return compile_catalog(catalog())
+
+
+DATA_EVENT_ROW_ID = "5a1f0c3e-8d2b-4f6a-9c7e-1b2d3e4f5a6b"
+
+_DATA_EVENT_ENTITY = r"""{
+      "__type": "Entity:http:\/\/schemas.microsoft.com\/xrm\/2011\/Contracts",
+      "Attributes": [
+        {"key": "mserp_custcustomerv3entityid", "value": "%(id)s"},
+        {"key": "mserp_dataareaid", "value": "%(company)s"},
+        {"key": "mserp_customeraccount", "value": "%(account)s"},
+        {"key": "mserp_organizationname", "value": "Contoso Retail"},
+        {"key": "mserp_modifieddatetime", "value": "\/Date(1672408275000)\/"}
+      ],
+      "EntityState": null, "FormattedValues": [], "Id": "%(id)s", "KeyAttributes": [],
+      "LogicalName": "mserp_custcustomerv3entity", "RelatedEntities": [], "RowVersion": null
+    }"""
+
+_DATA_EVENT_REFERENCE = r"""{
+      "__type": "EntityReference:http:\/\/schemas.microsoft.com\/xrm\/2011\/Contracts",
+      "Id": "%(id)s", "KeyAttributes": [], "LogicalName": "mserp_custcustomerv3entity", "Name": null, "RowVersion": null
+    }"""
+
+_DATA_EVENT = r"""{
+  "BusinessUnitId": "e2b9dd85-e89e-e711-8122-000d3a2ba2ea",
+  "CorrelationId": "%(correlation)s",
+  "Depth": 1,
+  "InitiatingUserId": "%(user)s",
+  "InputParameters": [%(params)s],
+  "IsExecutingOffline": false, "IsInTransaction": false, "IsOfflinePlayback": false, "IsolationMode": 2,
+  "MessageName": "%(message)s",
+  "Mode": 1,
+  "OperationCreatedOn": "\/Date(1672408275000)\/",
+  "OperationId": "%(operation)s",
+  "OrganizationId": "4ef5b371-b9c2-4a52-a2b1-3d5bb8d2f0a4",
+  "OrganizationName": "OrgName",
+  "OutputParameters": [],
+  "OwningExtension": {"Id": "75417616-4f9f-e711-8122-000d3a2ba2eb", "KeyAttributes": [],
+                      "LogicalName": "sdkmessageprocessingstep", "Name": null, "RowVersion": null},
+  "ParentContext": null,
+  "PostEntityImages": [],
+  "PreEntityImages": [],
+  "PrimaryEntityId": "%(id)s",
+  "PrimaryEntityName": "mserp_custcustomerv3entity",
+  "RequestId": null,
+  "SecondaryEntityName": "none",
+  "SharedVariables": [],
+  "Stage": 40,
+  "UserId": "%(user)s"
+}"""
+
+
+def data_event_body(message: str = "Update", *, account: str = "C-1", company: str = "usmf",
+                    operation_id: str = OPERATION_ID) -> bytes:
+    """A Finance data event (FO: business-events/data-events.md): a RemoteExecutionContext for the entity's
+    virtual table, the row's fields in the Target (Create, Update) and PreImage input parameters."""
+    fill = {"id": DATA_EVENT_ROW_ID, "account": account, "company": company}
+    entity = _DATA_EVENT_ENTITY % fill
+    if message == "Delete":
+        params = (f'{{"key": "Target", "value": {_DATA_EVENT_REFERENCE % fill}}}, '
+                  f'{{"key": "PreImage", "value": {entity}}}')
+    else:
+        params = f'{{"key": "Target", "value": {entity}}}'
+    return (_DATA_EVENT % {**fill, "params": params, "message": message, "correlation": CORRELATION_ID,
+                           "user": USER_ID, "operation": operation_id}).encode()
+
+
+def servicebus_properties(table: str = "msdyn_project", message: str = "Update", **extra: object) -> dict[str, object]:
+    """The application properties a Dataverse Service Bus endpoint sets (apis.md §2: ClaimTypes keys)."""
+    claims = "http://schemas.microsoft.com/xrm/2011/Claims/"
+    return {f"{claims}Organization": "org.crm.dynamics.com", f"{claims}User": USER_ID,
+            f"{claims}InitiatingUser": USER_ID, f"{claims}EntityLogicalName": table,
+            f"{claims}RequestName": message, **extra}
