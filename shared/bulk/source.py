@@ -47,10 +47,12 @@ async def company_guid(ctx: BulkContext, code: str) -> Any:
 
 async def first_url(ctx: BulkContext, cm: CompiledMap, side: Side, *, company: str | None = None,
                     extra_filter: str | None = None, orderby: list[str] | None = None,
-                    count: bool = True) -> str:
+                    count: bool = True, select: list[str] | None = None,
+                    expand: list[str] | None = None) -> str:
     """The first page's URL (relative to the service root) of ``cm``'s rows on ``side``.
 
-    ``company`` narrows a company-specific map to one legal entity (a distributed work item).
+    ``company`` narrows a company-specific map to one legal entity (a distributed work item);
+    ``select`` / ``expand`` replace the columns a source read needs (reconcile reads targets too).
     """
     m = cm.map
     if side is Side.DATAVERSE:
@@ -58,8 +60,8 @@ async def first_url(ctx: BulkContext, cm: CompiledMap, side: Side, *, company: s
         if company is not None and m.company is not None:
             company_filter = f"_{m.company.dataverse_lookup}_value eq {literal(await company_guid(ctx, company))}"
         params: dict[str, str | int | None] = {
-            "$select": ",".join(cm.dataverse_select()),
-            "$expand": ",".join(cm.dataverse_expand()) or None,
+            "$select": ",".join(select or cm.dataverse_select()),
+            "$expand": ",".join(expand if expand is not None else cm.dataverse_expand()) or None,
             "$filter": _and(m.dataverse.filter, company_filter, extra_filter),
             "$orderby": ",".join(orderby) if orderby else None,
             "$count": "true" if count else None,
@@ -69,7 +71,7 @@ async def first_url(ctx: BulkContext, cm: CompiledMap, side: Side, *, company: s
     if company is not None and m.company is not None:
         company_filter = f"{m.company.finance_field} eq {literal(company.lower())}"
     params = {
-        "$select": ",".join(sorted({*cm.finance_select(), FINANCE_VERSION})),
+        "$select": ",".join(select or sorted({*cm.finance_select(), FINANCE_VERSION})),
         "$filter": _and(m.finance.filter, company_filter, extra_filter),
         "$orderby": ",".join(orderby) if orderby else None,
         "$count": "true" if count else None,
