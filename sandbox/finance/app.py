@@ -3,6 +3,7 @@ both, fault injection and throttling around everything but ``/_emulator/``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -31,7 +32,10 @@ class _FaultsAndThrottle:
         self._inner = fault_middleware(app, lambda: emulator.plan, lambda: emulator.throttle,
                                        throttled_response, emulator.counters, fault_response)
 
+        self._emulator = emulator
+
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        self._emulator.attach_loop(asyncio.get_running_loop())  # flows emit events and run on schedule here
         await self._inner(scope, receive, send)
 
 
@@ -168,6 +172,10 @@ def build_app(emulator: FinanceEmulator) -> Starlette:
             return JSONResponse({"error": {"code": "", "message": "No such endpoint."}}, 404)
         return Response(status_code=204)
 
+    async def run_flows(request: Request) -> Response:
+        data = await admin_json(request)
+        return JSONResponse({"value": emulator.run_flow(str(data.get("flow", "all")))})
+
     methods = ["GET", "POST", "PATCH", "PUT", "DELETE", "MERGE"]
     routes = [
         Route("/data/$metadata", metadata_endpoint, methods=["GET"]),
@@ -183,6 +191,7 @@ def build_app(emulator: FinanceEmulator) -> Starlette:
         Route("/_emulator/endpoints", admin(list_endpoints), methods=["GET"]),
         Route("/_emulator/endpoints", admin(add_endpoint), methods=["POST"]),
         Route("/_emulator/endpoints/{eid}", admin(delete_endpoint), methods=["DELETE"]),
+        Route("/_emulator/flows/run", admin(run_flows), methods=["POST"]),
         Route("/{path:path}", not_found, methods=methods),
     ]
     async def unmatched(request: Request, exc: Exception) -> Response:

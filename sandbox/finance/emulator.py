@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 from sandbox.faults import FaultCounters, FaultPlan, Throttle
 from sandbox.finance.errors import FinanceError
 from sandbox.finance.events import BusinessEvents, Publish
+from sandbox.finance.flows import FinanceFlows, FlowAwareService
 from sandbox.finance.schema import (
     COMPANY_FIELD,
     BodyValueError,
@@ -18,7 +20,7 @@ from sandbox.finance.schema import (
     load_schema,
     parse_body_value,
 )
-from sandbox.finance.service import FinanceService, ServiceOptions
+from sandbox.finance.service import Change, ServiceOptions
 from sandbox.finance.store import DuplicateKey, Store
 
 
@@ -40,13 +42,18 @@ class FinanceEmulator:
         event_retry_count: int = 3,
         event_retry_wait: float = 1.0,
         schema: Schema | None = None,
+        flows_every: float | None = None,
     ) -> None:
         self.schema = schema or load_schema()
         self.token = token
         self.seed = seed
         self.store = Store(self.schema, db)
         self.options = ServiceOptions(default_company.lower(), page_size, write_error_status)
-        self.service = FinanceService(self.schema, self.store, self.options)
+        self.service = FlowAwareService(self.schema, self.store, self.options)
+        self.flows = FinanceFlows(self.schema, self.store)
+        self.flows_every = flows_every
+        self.loop: asyncio.AbstractEventLoop | None = None  # the server's loop, set by the app
+        self._schedule: asyncio.Task[None] | None = None
         self.events = BusinessEvents(self.options.default_company, event_retry_count, event_retry_wait)
         self.counters = FaultCounters()
         self.plan: FaultPlan | None = FaultPlan.parse(faults, seed) if faults else None
@@ -149,6 +156,40 @@ class FinanceEmulator:
                 return False
             time.sleep(0.01)
         return True
+
+    # --- business flows (flows.py) ---------------------------------------------------------------
+
+    def run_flow(self, name: str = "all") -> list[dict[str, object]]:
+        """Run a flow now (from any thread) and emit the business events of what it changed."""
+        reports = self.flows.run(name)
+        self._emit([c for r in reports for c in r.changes])
+        return [r.describe() for r in reports]
+
+    def _emit(self, changes: list[Change]) -> None:
+        if not changes:
+            return
+        try:
+            asyncio.get_running_loop()
+            self.events.emit(changes)
+        except RuntimeError:  # another thread: hand the events to the server's loop
+            if self.loop is not None and self.loop.is_running():
+                self.loop.call_soon_threadsafe(self.events.emit, changes)
+
+    def attach_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Called by the app on its first request: events go through this loop; the schedule starts."""
+        if self.loop is loop:
+            return
+        self.loop = loop
+        if self.flows_every and self._schedule is None:
+            self._schedule = loop.create_task(self._run_on_schedule(self.flows_every))
+
+    async def _run_on_schedule(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                self.run_flow("all")
+            except Exception:  # a broken flow run must not stop the schedule
+                continue
 
     # --- stats ----------------------------------------------------------------------------------
 
