@@ -141,3 +141,16 @@ async def test_baseline_cut_short_resumes_without_publishing(world: World) -> No
 async def _pull_and_read(world: World):
     await pull(world)
     return await world.notifications()
+
+
+async def test_a_resume_link_whose_token_expired_falls_back_to_a_full_reread(world: World) -> None:
+    await pull(world)
+    changed = {create(world, f"Cut role {i}") for i in range(4)}
+    service = world.service(page_size=2)
+    cm = world.compiled(MAP)
+    cut = await service.pullers[Side.DATAVERSE].pull(cm, Budget(max_rows=1))
+    assert (cut.published, cut.complete) == (2, False)
+    world.dv.app.state.emulator.expire_delta_tokens()
+    rest = await service.pullers[Side.DATAVERSE].pull(cm, Budget())
+    assert (rest.mode, rest.published, rest.complete) == (PullMode.FULL_REREAD, 4, True)
+    assert {n.record_id for n in await world.notifications()} == changed
