@@ -81,9 +81,10 @@ class HostedFunction:
         """Where messages are received from, dead-letter suffix included."""
         return self.entity + (DEAD_LETTER_SUFFIX if self.dead_letter else "")
 
-    def describe(self) -> str:
+    def describe(self, route_prefix: str = "api") -> str:
         if self.kind is Kind.HTTP:
-            return f"{'|'.join(self.methods)} /{self.route} ({self.auth_level.value})"
+            path = "/".join(p for p in (route_prefix.strip("/"), self.route) if p)
+            return f"{'|'.join(self.methods)} /{path} ({self.auth_level.value})"
         if self.kind is Kind.TIMER:
             return f"timer {self.schedule!r}" + (" run on startup" if self.run_on_startup else "")
         extra = [x for x, on in (("sessions", self.sessions), ("batch", self.many)) if on]
