@@ -38,7 +38,7 @@ async def bulk(emulators, tmp_path) -> AsyncIterator[tuple[BulkContext, Any, Any
     load_demo(dv, fo)
     state = SqliteStateStore(tmp_path / "state.sqlite")
     await state.open()
-    ctx = BulkContext.from_settings(settings_for(dv, fo, page_size=50, batch_size=20), COMPILED, state)
+    ctx = BulkContext.from_settings(settings_for(dv, fo, page_size=10, batch_size=4), COMPILED, state)
     yield ctx, dv, fo
     await state.close()
     await registry.aclose()
