@@ -1,4 +1,4 @@
-"""Operator HTTP API (admin auth level): status, pause, resume, errors, replay, dismiss.
+"""Operator HTTP API (admin auth level): status, pause, resume, errors, replay, dismiss, initial sync.
 
 Routes live under ``ops/`` because the Functions host reserves ``admin/...`` for its own API (a
 function route there conflicts with the host's built-in routes). Admin level means only the host's master key
@@ -74,3 +74,10 @@ async def ops_dismiss(req: func.HttpRequest) -> func.HttpResponse:
 @bp.route(route="ops/maps/{map}/replay", methods=["POST"], auth_level=ADMIN)
 async def ops_replay_map(req: func.HttpRequest) -> func.HttpResponse:
     return _respond(await ops_http.replay_map(await get_operations(), req.route_params["map"]))
+
+
+@bp.function_name("ops_initial_sync")
+@bp.route(route="ops/maps/{map}/initial-sync", methods=["POST"], auth_level=ADMIN)
+async def ops_initial_sync(req: func.HttpRequest) -> func.HttpResponse:
+    """Distributed initial sync of one map: work items on the work queue, processed by the app."""
+    return _respond(await ops_http.initial_sync(await get_operations(), req.route_params["map"]))

@@ -2,7 +2,8 @@
 
 functions/admin.py turns a :class:`Reply` into an ``HttpResponse`` and nothing more. Statuses: 200 done;
 400 a body or query that cannot be read (named); 404 an unknown map or error id (named); 409 an error
-that cannot be replayed (not open, or no readable notification); 503 the state store or broker failed.
+that cannot be replayed (not open, or no readable notification); 503 the state store, the broker or a
+connected system (Dataverse, Finance: initial-sync planning reads legal entities) failed.
 """
 
 from __future__ import annotations
@@ -10,12 +11,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from shared.connectors.errors import ConnectorError
 from shared.operations import (
     MAX_LIST_LIMIT,
     InvalidArgument,
@@ -66,10 +68,11 @@ async def answer(action: Awaitable[Any]) -> Reply:
         return _problem(409, "not-replayable", str(exc))
     except (InvalidArgument, BadRequest) as exc:
         return _problem(400, "bad-request", str(exc))
-    except (StateStoreError, TransportError) as exc:
+    except (StateStoreError, TransportError, ConnectorError) as exc:
         # Type only: a backend message can carry an endpoint or key name.
         log.error("admin action failed: %s", type(exc).__name__)
-        return _problem(503, "backend-unavailable", f"the state store or broker failed ({type(exc).__name__})")
+        return _problem(503, "backend-unavailable",
+                        f"the state store, broker or a connected system failed ({type(exc).__name__})")
 
 
 def read_pause(body: bytes) -> PauseRequest:
@@ -152,6 +155,25 @@ async def replay_all(ops: Operations) -> Reply:
 
 async def dismiss(ops: Operations, error_id: str) -> Reply:
     return await answer(ops.dismiss(error_id))
+
+
+StartInitialSync = Callable[[Sequence[str]], Awaitable[dict[str, Any]]]
+
+
+async def start_initial_sync(maps: Sequence[str]) -> dict[str, Any]:
+    """Publish distributed initial-sync work items for ``maps`` to the work queue (shared/bulk)."""
+    from shared.bulk.distributed import publish_work
+    from shared.sync import factory
+
+    return await publish_work(await factory.get_service(), maps)
+
+
+async def initial_sync(ops: Operations, map_name: str, start: StartInitialSync = start_initial_sync) -> Reply:
+    async def started() -> dict[str, Any]:
+        ops.check_map(map_name)  # before anything is planned or published
+        return await start([map_name])
+
+    return await answer(started())
 
 
 # --- the process-wide Operations of the function app -----------------------------------------------

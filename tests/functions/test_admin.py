@@ -267,6 +267,7 @@ EXPECTED_ROUTES = {
     "ops_replay_map": ("ops/maps/{map}/replay", ["POST"]),
     "ops_replay_all": ("ops/errors/replay", ["POST"]),
     "ops_dismiss": ("ops/errors/{id}/dismiss", ["POST"]),
+    "ops_initial_sync": ("ops/maps/{map}/initial-sync", ["POST"]),
 }
 
 
