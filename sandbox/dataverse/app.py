@@ -17,10 +17,11 @@ from starlette.routing import Route
 from sandbox.dataverse import errors
 from sandbox.dataverse.batch import run_batch
 from sandbox.dataverse.errors import DataverseError
+from sandbox.dataverse.flows import DataverseFlows, FlowAwareService
 from sandbox.dataverse.metadata import metadata_xml
 from sandbox.dataverse.notify import Notifier, Organization, Publish
 from sandbox.dataverse.schema import Schema, Table, load_schema
-from sandbox.dataverse.service import SERVICE_ROOT, ApiRequest, ApiResponse, DataverseService, error_response
+from sandbox.dataverse.service import SERVICE_ROOT, ApiRequest, ApiResponse, error_response
 from sandbox.dataverse.store import Store, UniqueViolation
 from sandbox.dataverse.values import now_text, to_guid, to_json, to_storage
 from sandbox.faults import FaultCounters, FaultPlan, Throttle, fault_middleware
@@ -35,8 +36,9 @@ class DataverseEmulator:
         self.schema = schema or load_schema()
         self.store = Store(self.schema, db)
         self.notifier = Notifier(self.schema, organization)
-        self.service = DataverseService(self.schema, self.store, on_commit=self.notifier.submit,
+        self.service = FlowAwareService(self.schema, self.store, on_commit=self.notifier.submit,
                                         delta_token_max_changes=delta_token_max_changes)
+        self.flows = DataverseFlows(self.service)
         self.token = token
         self.seed = seed
         self.plan: FaultPlan | None = FaultPlan.parse(faults, seed) if faults else None
@@ -129,6 +131,10 @@ class DataverseEmulator:
 
     def endpoints(self) -> list[dict[str, Any]]:
         return [e.describe() for e in self.notifier.endpoints.values()]
+
+    def run_flow(self, name: str = "all") -> list[dict[str, Any]]:
+        """Run a Project Operations flow now (flows.py); its writes notify like any other write."""
+        return [r.describe() for r in self.flows.run(name)]
 
     def stats(self) -> dict[str, Any]:
         return {**self.counters.snapshot(), "notifications": self.notifier.stats(),
@@ -260,6 +266,8 @@ async def _admin(emu: DataverseEmulator, request: Request) -> Response:
     if op == "expire-delta-tokens" and m == "POST":
         emu.expire_delta_tokens()
         return Response(status_code=204)
+    if op == "flows/run" and m == "POST":
+        return JSONResponse({"value": emu.run_flow(str(data.get("flow", "all")))})
     if op == "webhooks" and m == "GET":
         return JSONResponse({"value": emu.endpoints()})
     if op == "webhooks" and m == "POST":
