@@ -10,8 +10,10 @@ import azure.functions as func
 
 from functions import blueprints
 from shared.runtime import get_runtime
+from shared.telemetry import configure_telemetry
 
-get_runtime()
+# Telemetry first, so spans from the first invocation on are exported (no-op unless enabled).
+configure_telemetry(get_runtime().settings)
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 for blueprint in blueprints():

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from opentelemetry.trace import Span
+
 from shared.events.notification import ChangeNotification
 from shared.state.base import StateStore
 from shared.state.models import ErrorReport
 from shared.state.scrub import scrub
 from shared.sync.handler import SyncHandler
 from shared.sync.outcome import Classification, DeadLetter, Outcome, Parked, Retry
+from shared.telemetry import SYNC_SPAN, notification_attributes, record_outcome, span
 from shared.transport.base import Transport
 from shared.transport.messages import OutboundMessage
 
@@ -45,12 +48,21 @@ class SyncService:
         self.topic = topic
 
     async def process(self, map_name: str, delivery: Delivery) -> Outcome:
+        # One span per notification: map, record, side, attempt and outcome; never row contents.
+        with span(SYNC_SPAN, **{"dualsync.map": map_name, "dualsync.delivery_count": delivery.delivery_count}) \
+                as current:
+            outcome = await self._process(map_name, delivery, current)
+            record_outcome(current, outcome, failed=isinstance(outcome, DeadLetter))
+            return outcome
+
+    async def _process(self, map_name: str, delivery: Delivery, current: Span) -> Outcome:
         try:
             note = ChangeNotification.from_message(delivery.body)
         except Exception as exc:  # a body we cannot read is kept as a bad message, never dropped
             unreadable = DeadLetter(Classification.BAD_MESSAGE, f"unreadable notification: {exc}")
             await self._keep(map_name, None, delivery, unreadable)
             return unreadable
+        current.set_attributes(notification_attributes(note))
         if note.map != map_name:
             misrouted = DeadLetter(Classification.BAD_MESSAGE,
                                    f"notification for map {note.map!r} reached the {map_name!r} subscription")
