@@ -78,6 +78,18 @@ resource ingressSendRules 'Microsoft.ServiceBus/namespaces/queues/authorizationR
   }
 }]
 
+// Finance business events take a namespace-level Send policy (their Key Vault secret is a connection
+// string without EntityPath), so one namespace rule with Send rights only, for that sender alone.
+resource businessEventsSendRule 'Microsoft.ServiceBus/namespaces/authorizationRules@2022-10-01-preview' = {
+  parent: namespace
+  name: 'finance-business-events-send'
+  properties: {
+    rights: [
+      'Send'
+    ]
+  }
+}
+
 output namespaceId string = namespace.id
 output namespaceName string = namespace.name
 @description('Host name the app connects to with its managed identity (ServiceBusConnection__fullyQualifiedNamespace).')

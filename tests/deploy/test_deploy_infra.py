@@ -210,6 +210,12 @@ def test_service_bus_entities_come_from_topology_json(main):
     assert "filterType: 'SqlFilter'" in rules and "sqlExpression: s.rule.sqlExpression" in rules
     queues = resources(sb, "Microsoft.ServiceBus/namespaces/queues")["queues"]
     assert "for q in topology.queues" in sb and "properties: q.properties" in queues
+    # SAS for the senders that cannot use Entra ID: send-only, ingress queues and one namespace rule
+    sends = resources(sb, "Microsoft.ServiceBus/namespaces/queues/authorizationRules")["ingressSendRules"]
+    assert "startsWith(q.setting, 'DUALSYNC_INGRESS_QUEUE_')" in sb and "parent: queues[i]" in sends
+    namespace_rules = resources(sb, "Microsoft.ServiceBus/namespaces/authorizationRules")
+    for rule in [sends, *namespace_rules.values()]:
+        assert re.sub(r"\s+", " ", block(rule, rule.index("properties:"))) == "{ rights: [ 'Send' ] }"
     topic = resources(sb, "Microsoft.ServiceBus/namespaces/topics")["topic"]
     assert "name: topology.topic.name" in topic and "properties: topology.topic.properties" in topic
 
