@@ -119,7 +119,7 @@ class DevHost:
         self._bus = ServiceBusRunner(self._broker, self.inventory.of_kind(Kind.SERVICE_BUS), self.config,
                                      self.counters, self._waker, sessions=self.sessions,
                                      subscription_filter=self.subscription_filter)
-        await self._bus.ensure_entities()
+        await self._bus.ensure_entities(with_outputs=self.inventory.functions)
         timer_functions = self.inventory.of_kind(Kind.TIMER) if self.timers_enabled else []
         self._timers = TimerRunner(timer_functions, self.counters)
         self._http = HttpFront(self.inventory.of_kind(Kind.HTTP), self._keys, self.counters, self._broker,

@@ -85,8 +85,9 @@ class ServiceBusRunner:
         self.activity = 0  # grows with every receive and settlement (idle detection)
 
     # --- entities -----------------------------------------------------------------------------------
-    async def ensure_entities(self) -> None:
-        """Create the queues, topics and subscriptions the functions need, when missing."""
+    async def ensure_entities(self, with_outputs: Sequence[HostedFunction] = ()) -> None:
+        """Create the queues, topics and subscriptions the triggers and the outputs of ``with_outputs``
+        (any kind of function) need, when missing."""
         existing = {e.path: e for e in await self.broker.entities()}
         mdc = self.config.max_delivery_count
         # triggers on the entity itself first, so a dead-letter-only trigger does not decide its sessions
@@ -109,7 +110,7 @@ class ServiceBusRunner:
                             "on" if fn.sessions else "off", fn.entity, info.requires_session)
             self._lock_duration[fn.entity] = info.lock_duration
             self._max_deliveries[fn.entity] = info.max_delivery_count
-        for fn in self.functions:
+        for fn in [*self.functions, *with_outputs]:
             for out in fn.outputs:
                 if out.queue and out.queue not in existing:
                     await self.broker.create_queue(out.queue, max_delivery_count=mdc)
