@@ -18,6 +18,7 @@ def available() -> list[str]:
 
 def run_bench(name: str, quick: bool = False) -> dict[str, Any]:
     """Run ``bench/<name>.py``'s ``run(quick=...)``; it returns {"bench", "figures", "ratios", ...}."""
+    name = name.replace("-", "_")  # `dualsync bench initial-sync` names bench/initial_sync.py
     if name not in available():
         raise KeyError(name)
     module = importlib.import_module(f"bench.{name}")
