@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -27,7 +28,7 @@ def _load_local_settings() -> None:
         os.environ.setdefault(name, value)
 
 
-def _import_app():  # type: ignore[no-untyped-def]
+def _import_app() -> Any:
     from shared.catalog.problems import CatalogError
     from shared.settings import SettingsError
 
