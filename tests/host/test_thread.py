@@ -1,0 +1,47 @@
+"""The dev host on a background thread, for synchronous callers (the sandbox orchestrator)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import httpx
+import pytest
+
+from sandbox.host import AppSettings, start_in_thread
+from shared.transport.local import LocalBroker
+from shared.transport.messages import OutboundMessage
+from tests.host.conftest import host_json
+from tests.host.testapp import SETTINGS, TOPIC, Record, build_app
+
+
+def send(path, entity: str, messages: list[OutboundMessage]) -> None:
+    async def go() -> None:
+        async with LocalBroker(path) as broker:
+            await broker.send(entity, messages)
+
+    asyncio.run(go())
+
+
+def test_start_in_thread_serves_and_drains_for_a_synchronous_caller(tmp_path):
+    record = Record()
+    before = {t.name for t in threading.enumerate()}
+    handle = start_in_thread(build_app(record), keys_path=tmp_path / "keys.json",
+                             broker_path=tmp_path / "broker.sqlite", timers=False, sessions=2,
+                             host_json=host_json(tmp_path), app_settings=AppSettings(fallbacks=SETTINGS))
+    try:
+        r = httpx.get(handle.url + "/api/items/3", headers={"x-functions-key": handle.function_key})
+        assert r.status_code == 200 and r.json()["route"] == {"id": "3"}
+        assert httpx.post(handle.url + "/api/admin/op", params={"code": handle.master_key}).status_code == 200
+        send(tmp_path / "broker.sqlite", TOPIC, [
+            OutboundMessage(body=f"m{n}".encode(), session_id=f"s{n % 4}", application_properties={"map": "orders"})
+            for n in range(40)])
+        assert handle.wait_idle(20)
+        assert len(record.orders) == 40 and record.overlaps == 0
+        stats = handle.stats()
+        assert stats["completed"] == 40 and stats["http_requests"] == {"200": 2}
+    finally:
+        handle.stop()
+    assert "devhost" not in {t.name for t in threading.enumerate()} - before
+    with pytest.raises(httpx.ConnectError):  # the server is gone with it
+        httpx.get(handle.url + "/api/hello/x", timeout=2)
