@@ -103,6 +103,9 @@ class DevHost:
         self.inventory = discover(self.app, self.settings)
         for skipped in self.inventory.skipped:
             log.warning("not hosting %s: %s", skipped.name, skipped.reason)
+        published_to = self.settings.get("DUALSYNC_BROKER_PATH")
+        if published_to and Path(published_to).resolve() != self.broker_path.resolve():
+            log.warning("the app publishes to %s but the host consumes %s", published_to, self.broker_path)
         self._keys = HostKeys.load_or_create(self.keys_path)
         self._broker = LocalBroker(self.broker_path)
         await self._broker.open()

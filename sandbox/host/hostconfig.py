@@ -24,7 +24,6 @@ def timespan_seconds(text: str) -> float:
 class HostConfig:
     route_prefix: str = "api"
     max_delivery_count: int | None = None  # None: the entity's own setting (10 when created here)
-    max_concurrent_sessions: int = 8
     max_concurrent_calls: int = 16
     max_message_batch_size: int = 100
     lock_renewal_seconds: float = 300.0  # maxAutoLockRenewalDuration
@@ -44,7 +43,6 @@ class HostConfig:
         return cls(
             route_prefix=str(http.get("routePrefix", "api")).strip("/"),
             max_delivery_count=int(sb["maxDeliveryCount"]) if "maxDeliveryCount" in sb else None,
-            max_concurrent_sessions=int(sb.get("maxConcurrentSessions", 8)),
             max_concurrent_calls=int(sb.get("maxConcurrentCalls", 16)),
             max_message_batch_size=min(int(sb.get("maxMessageBatchSize", 100)), 1000),
             lock_renewal_seconds=timespan_seconds(renewal) if renewal else 300.0,
