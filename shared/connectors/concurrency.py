@@ -4,6 +4,8 @@
   the same limit counts as one signal, so 16 parallel 429s don't collapse the limit to 1).
 - A run of successes as long as the current limit raises it by one, never above the ceiling.
 - While a Retry-After is pending, no request leaves: every slot waits for the cool-down to end.
+- Once a throttle has taught the service's request window (:mod:`pacing`), a request also waits
+  while that window is full, so the client paces itself instead of bursting into the next 429.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 
+from shared.connectors.pacing import RequestBudget
+
 
 @dataclass
 class Slot:
     generation: int
+    sent_at: float = 0.0
+    throttled: bool = False
 
 
 class AdaptiveLimiter:
@@ -35,6 +41,7 @@ class AdaptiveLimiter:
         self._successes = 0
         self._changed: asyncio.Condition | None = None
         self.throttle_events = 0
+        self.budget = RequestBudget(clock)
 
     def _condition(self) -> asyncio.Condition:
         # Created lazily so the limiter binds to the loop that first uses it.
@@ -50,21 +57,23 @@ class AdaptiveLimiter:
         cond = self._condition()
         async with cond:
             while True:
-                pause = self.cooling_down()
+                pause = max(self.cooling_down(), self.budget.wait())
                 if pause > 0:
-                    # Sleep out the cool-down, but wake early if someone extends or ends it.
+                    # Sleep out the cool-down (or the full window), waking early if it changes.
                     with suppress(TimeoutError):
                         await asyncio.wait_for(cond.wait(), timeout=pause)
                     continue
                 if self.in_flight < self.limit:
                     self.in_flight += 1
-                    return Slot(self._generation)
+                    return Slot(self._generation, self.budget.sent())
                 await cond.wait()
 
-    async def release(self) -> None:
+    async def release(self, slot: Slot | None = None) -> None:
         cond = self._condition()
         async with cond:
             self.in_flight -= 1
+            if slot is not None and not slot.throttled:
+                self.budget.admitted(slot.sent_at)
             cond.notify_all()
 
     @asynccontextmanager
@@ -73,7 +82,7 @@ class AdaptiveLimiter:
         try:
             yield s
         finally:
-            await self.release()
+            await self.release(s)
 
     async def on_success(self, slot: Slot) -> None:
         self._successes += 1
@@ -84,8 +93,12 @@ class AdaptiveLimiter:
             async with cond:
                 cond.notify_all()
 
-    async def on_throttle(self, slot: Slot, retry_after: float | None) -> None:
+    async def on_throttle(
+        self, slot: Slot, retry_after: float | None, limit: tuple[int, float] | None = None
+    ) -> None:
         self.throttle_events += 1
+        slot.throttled = True
+        self.budget.throttled(slot.sent_at, retry_after, limit)
         if slot.generation == self._generation:
             self.limit = max(1, self.limit // 2)
             self._generation += 1

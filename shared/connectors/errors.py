@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -57,8 +58,11 @@ class Throttled(ConnectorError):
 
     retryable = True
 
-    def __init__(self, *, retry_after: float | None = None, **kw: Any) -> None:
+    def __init__(
+        self, *, retry_after: float | None = None, limit: tuple[int, float] | None = None, **kw: Any
+    ) -> None:
         self.retry_after = retry_after
+        self.limit = limit
         super().__init__(**kw)
 
 
@@ -175,6 +179,17 @@ def service_error(body: Any) -> tuple[str, str]:
     return code, message
 
 
+# The request-count limit as both services word it (Dataverse 0x80072322, Finance user-based limits):
+# "Number of requests exceeded the limit of 6000 over (the) time window of 300 seconds."
+_REQUEST_LIMIT = re.compile(r"limit of (\d+) over (?:the )?time window of (\d+(?:\.\d+)?) seconds", re.IGNORECASE)
+
+
+def request_limit(message: str) -> tuple[int, float] | None:
+    """(requests, window seconds) when a 429 states its request-count limit; a pacing hint only."""
+    m = _REQUEST_LIMIT.search(message)
+    return (int(m.group(1)), float(m.group(2))) if m else None
+
+
 def parse_retry_after(value: str | None, *, now: dt.datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date."""
     if value is None or not value.strip():
@@ -211,6 +226,9 @@ def classify(
     for rule in ERROR_TABLE:
         if rule.matches(service, status, code, message):
             if rule.error is Throttled:
-                return Throttled(retry_after=parse_retry_after((headers or {}).get("retry-after")), **kw)
+                return Throttled(
+                    retry_after=parse_retry_after((headers or {}).get("retry-after")),
+                    limit=request_limit(message), **kw,
+                )
             return rule.error(**kw)
     return ConnectorError(**kw)

@@ -61,13 +61,17 @@ class ClientRegistry:
     """
 
     def __init__(self) -> None:
-        self._pool: dict[str, _Pooled] = {}
+        self._pool: dict[tuple[str, int], _Pooled] = {}
 
     def get(self, base_url: str, *, timeout: float, max_concurrency: int) -> tuple[httpx.AsyncClient, AdaptiveLimiter]:
         loop = asyncio.get_running_loop()
-        key = base_url.rstrip("/")
+        # one client per loop: a process may run two loops (the sandbox's dev host beside its driver),
+        # and a shared key would make them replace each other's client on every call
+        key = (base_url.rstrip("/"), id(loop))
         pooled = self._pool.get(key)
         if pooled is None or pooled.loop is not loop or pooled.loop.is_closed() or pooled.client.is_closed:
+            for stale in [k for k, p in self._pool.items() if p.loop.is_closed()]:
+                del self._pool[stale]
             client = httpx.AsyncClient(
                 timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
                 limits=httpx.Limits(
@@ -203,7 +207,7 @@ class ServiceClient:
                 body=_json_or_none(response), headers=response.headers,
             )
             if isinstance(error, Throttled):
-                await self.limiter.on_throttle(slot, error.retry_after)
+                await self.limiter.on_throttle(slot, error.retry_after, error.limit)
             raise error
 
     async def _send(

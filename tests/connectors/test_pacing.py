@@ -1,0 +1,140 @@
+"""Pacing: the request window learned from 429s, then mirrored so the service is not overrun."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from bench.connectors import fo_actual
+from shared.connectors import FinanceConnector, Upsert
+from shared.connectors.errors import Service, Throttled, classify, request_limit
+from shared.connectors.pacing import RequestBudget
+from tests.connectors.conftest import settings_for
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def burst(budget: RequestBudget, clock: Clock, n: int, step: float = 0.01) -> list[float]:
+    sent = []
+    for _ in range(n):
+        sent.append(budget.sent())
+        clock.now += step
+    return sent
+
+
+def test_unlearned_budget_never_holds():
+    clock = Clock()
+    b = RequestBudget(clock)
+    burst(b, clock, 100)
+    assert b.wait() == 0.0 and not b.learned
+
+
+def test_first_throttle_teaches_budget_and_window():
+    clock = Clock()
+    b = RequestBudget(clock)
+    admitted = burst(b, clock, 20)  # t = 0.00 .. 0.19, in flight
+    rejected = b.sent()  # t = 0.20
+    for s in admitted[:15]:
+        b.admitted(s)
+    clock.now = 0.25
+    b.throttled(rejected, retry_after=2.0)  # 5 admitted ones are still in flight: they count
+    assert b.budget == 20
+    assert b.window == pytest.approx(2.25)  # from the oldest send to now + Retry-After
+    for s in admitted[15:]:
+        b.admitted(s)
+    # Full window: the first slot frees when the oldest answer (t=0.20) leaves it.
+    assert b.wait() == pytest.approx(0.20 + 2.25 - 0.25)
+    clock.now = 2.5
+    assert b.wait() == 0.0
+
+
+def test_echoes_of_the_same_episode_teach_nothing():
+    clock = Clock()
+    b = RequestBudget(clock)
+    admitted = burst(b, clock, 10)
+    late = [b.sent(), b.sent()]
+    for s in admitted:
+        b.admitted(s)
+    clock.now = 0.3
+    b.throttled(late[0], retry_after=1.0)
+    learned = b.describe()
+    clock.now = 0.4
+    b.throttled(late[1], retry_after=1.0)  # sent before the episode began: same signal
+    assert b.describe() == learned == {"budget": 10, "window_seconds": pytest.approx(1.3)}
+
+
+def test_in_flight_requests_count_against_the_window():
+    clock = Clock()
+    b = RequestBudget(clock)
+    b.throttled(b.sent(), retry_after=1.0, limit=(3, 10.0))
+    burst(b, clock, 3)  # three in flight, none answered
+    assert b.wait() == 10.0  # only an answer can make room; the limiter wakes waiters on release
+
+
+def test_stated_limit_wins_over_learning():
+    clock = Clock()
+    b = RequestBudget(clock)
+    for s in burst(b, clock, 7):
+        b.admitted(s)
+    b.throttled(b.sent(), retry_after=5.0, limit=(6000, 300.0))
+    assert b.describe() == {"budget": 6000, "window_seconds": 300.0}
+
+
+def test_throttle_with_room_left_shrinks_budget_or_grows_window():
+    clock = Clock()
+    b = RequestBudget(clock)
+    b.throttled(b.sent(), retry_after=1.0, limit=(10, 1.0))
+    clock.now = 5.0
+    for s in burst(b, clock, 4):  # another client shares the budget: rejected after 4 of ours
+        b.admitted(s)
+    b.throttled(b.sent(), retry_after=1.0)
+    assert b.budget == 4
+    clock.now = 10.0
+    for s in burst(b, clock, 4, step=0.2):  # 4 admitted over 0.8 s, then rejected: window is longer
+        b.admitted(s)
+    b.throttled(b.sent(), retry_after=1.0)
+    assert b.budget == 4 and b.window == pytest.approx(10.8 + 1.0 - 10.0)
+
+
+def test_stated_limits_in_both_services_wording():
+    assert request_limit("Number of requests exceeded the limit of 6000 over time window of 300 seconds.") == (6000, 300.0)
+    assert request_limit("Number of requests exceeded the limit of 6000 over the time window of 300 seconds.") == (6000, 300.0)
+    assert request_limit("Number of concurrent requests exceeded the limit of 52.") is None
+    err = classify(service=Service.DATAVERSE, method="POST", path="/x", status=429, headers={"retry-after": "3"},
+                   body={"error": {"code": "0x80072322", "message": "Number of requests exceeded the limit of "
+                                   "20 over time window of 2 seconds."}})
+    assert isinstance(err, Throttled) and err.retry_after == 3.0 and err.limit == (20, 2.0)
+
+
+async def test_after_the_first_throttle_the_window_is_not_overrun(recorded, pooled_clients):
+    """Finance states no limit in its 429: the window is learned, then no more 429s."""
+    from sandbox import finance
+
+    srv, log = recorded(finance.create_app(token="t"))
+    emu = srv.app.state.emulator
+    emu.load_rows("Currencies", [{"CurrencyCode": "USD", "Name": "US dollar"}])
+    emu.load_rows("ProjCDSProjects", [{"dataAreaId": "usmf", "ProjectID": "PRJ-1", "ProjectName": "One",
+                                       "ProjectType": "TimeMaterial"}])
+    fo = FinanceConnector.from_settings(settings_for(finance_url=srv.url, batch_size=2))
+    emu.set_throttle(4, 1.0)
+    rows = [Upsert(*fo_actual(n)) for n in range(40)]
+    started = time.monotonic()
+    results = await fo.write_batch("ProjCDSActualsImports", rows, expect="new")
+    elapsed = time.monotonic() - started
+    assert [r.error for r in results if not r.ok] == [] and emu.count("ProjCDSActualsImports") == 40
+    statuses = [s for _, _, s, _ in sorted(log.entries)]
+    first_429 = statuses.index(429)
+    resumed = first_429 + statuses[first_429:].index(200)
+    assert statuses[resumed:].count(429) == 0  # paced from then on
+    assert statuses.count(200) == 20
+    budget = fo.http.limiter.budget
+    assert budget.budget == 4 and 1.0 <= (budget.window or 0) <= 2.0
+    assert log.sent_during_cooldown() == []
+    assert elapsed < 20 * 2.0 / 4 + 1.5  # near 4 per learned window, not one 429 cycle per window
