@@ -81,6 +81,7 @@ class ServiceBusRunner:
         self._workers: set[asyncio.Task[None]] = set()
         self._lock_duration: dict[str, float] = {}
         self._max_deliveries: dict[str, int] = {}
+        self._requires_session: dict[str, bool] = {}
         self.in_flight = 0  # messages locked by this host and not settled yet
         self.activity = 0  # grows with every receive and settlement (idle detection)
 
@@ -106,8 +107,10 @@ class ServiceBusRunner:
             existing = {e.path: e for e in await self.broker.entities()}
             info = existing[fn.entity]
             if not fn.dead_letter and info.requires_session != fn.sessions:
-                log.warning("function %s: sessions %s but %s has requires_session=%s", fn.name,
-                            "on" if fn.sessions else "off", fn.entity, info.requires_session)
+                log.warning("function %s: sessions %s but %s has requires_session=%s; receiving as the "
+                            "entity says", fn.name, "on" if fn.sessions else "off", fn.entity,
+                            info.requires_session)
+            self._requires_session[fn.entity] = info.requires_session
             self._lock_duration[fn.entity] = info.lock_duration
             self._max_deliveries[fn.entity] = info.max_delivery_count
         for fn in [*self.functions, *with_outputs]:
@@ -152,7 +155,7 @@ class ServiceBusRunner:
     # --- receiving ----------------------------------------------------------------------------------
     async def _receive_loop(self, fn: HostedFunction) -> None:
         batch = self.config.max_message_batch_size if fn.many else 1
-        sessions = fn.sessions and not fn.dead_letter
+        sessions = self._requires_session.get(fn.entity, fn.sessions) and not fn.dead_letter
         calls = asyncio.Semaphore(1 if fn.many else max(1, self.config.max_concurrent_calls))
         empty = 0
         while not self._stopping.is_set():
