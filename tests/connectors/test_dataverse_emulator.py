@@ -157,6 +157,23 @@ async def test_changes_with_deletes_and_expired_token(dv, emu):
     assert sum(len(p.rows) for p in reread) == 118 and reread[-1].delta_token
 
 
+async def test_token_issued_at_the_expiry_boundary_stays_valid(dv, emu):
+    """Expiry forgets the history *before* it (apis.md: a token is valid until its changes are
+    cleaned up): a token issued right after, with no change since, still works, and one issued
+    right before does not."""
+    ids = load_projects(emu, 3, await dv.resolve_id(*company("USPM")))
+    before = [p async for p in dv.changes(PROJECTS, select=["msdyn_subject"])][-1].delta_token
+    emu.expire_delta_tokens()
+    after = [p async for p in dv.changes(PROJECTS, select=["msdyn_subject"])][-1].delta_token
+    stale = [p async for p in dv.changes(PROJECTS, select=["msdyn_subject"], delta_token=before)]
+    assert all(p.full_reread for p in stale) and sum(len(p.rows) for p in stale) == 3
+    fresh = [p async for p in dv.changes(PROJECTS, select=["msdyn_subject"], delta_token=after)]
+    assert not any(p.full_reread for p in fresh) and sum(len(p.rows) for p in fresh) == 0
+    await dv.upsert(PROJECTS, ids[0], {"msdyn_subject": "changed"})
+    fresh = [p async for p in dv.changes(PROJECTS, select=["msdyn_subject"], delta_token=after)]
+    assert not any(p.full_reread for p in fresh) and [r["msdyn_subject"] for p in fresh for r in p.rows] == ["changed"]
+
+
 async def test_batch_with_a_failing_part(dv, emu):
     uspm = await dv.resolve_id(*company("USPM"))
     existing = load_projects(emu, 1, uspm)[0]
