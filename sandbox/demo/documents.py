@@ -61,7 +61,8 @@ def vendor_invoices(w: World) -> Iterator[DemoRow]:
             "VendorAccountNumber": w.finance_vendor_of(pr.company, i),
             "InvoiceDate": day(w.day_in(pr, "vendorinvoice.day", i)), "CurrencyCode": pr.company.currency,
             "InvoiceAmount": money(sum(q * p for _, q, p in lines)),
-            "Description": f"Subcontracted material for {pr.number}", "HoldPayment": "No"})
+            "Description": f"Subcontracted material for {pr.number}", "HoldPayment": "No",
+            "HasProjectLine": "Yes"})
     for i in range(w.plan.vendor_invoices):
         pr, invoice_id, lines = _invoice(w, i)
         for n, (cat, quantity, price) in enumerate(lines):

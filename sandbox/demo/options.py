@@ -9,9 +9,9 @@ from __future__ import annotations
 
 # msdyn_transactionclass / msdyn_transactionclassification. Assumed to follow the order of Finance's
 # ProjTransactionClassification enum (Time, Expense, Material, Fee, Milestone, Tax), as the schema does.
-CLASS_TIME = 690970000
-CLASS_EXPENSE = 690970001
-CLASS_MATERIAL = 690970002
+CLASS_TIME = 192350000
+CLASS_EXPENSE = 192350001
+CLASS_MATERIAL = 192350002
 
 # msdyn_transactiontypecode (CE entity reference msdyn_actual; actuals map)
 TYPE_COST = 192350000

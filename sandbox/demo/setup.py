@@ -27,6 +27,8 @@ from sandbox.demo.rows import DemoRow, day, dv, fo, money, stamp
 from sandbox.demo.world import World
 
 CLASS_OF_KIND = {"Time": opt.CLASS_TIME, "Expense": opt.CLASS_EXPENSE, "Material": opt.CLASS_MATERIAL}
+# the category table's own class column keeps the emulator's older option values (not mapped by the catalog)
+CATEGORY_CLASS_OF_KIND = {"Time": 690970000, "Expense": 690970001, "Material": 690970002}
 FINANCE_TYPE_OF_KIND = {"Time": "Hour", "Expense": "Expense", "Material": "Item"}
 TASK_NAMES = ("Project management", "Analysis", "Design", "Build", "Test", "Training", "Go-live", "Support")
 
@@ -40,7 +42,7 @@ def categories(w: World, *, counterparts: bool) -> Iterator[DemoRow]:
     for i, cat in enumerate(CATEGORIES):
         yield dv("msdyn_transactioncategories", {
             "msdyn_transactioncategoryid": w.category_id(i), "msdyn_name": cat.name,
-            "msdyn_description": f"{cat.kind}: {cat.name}", "msdyn_transactionclass": CLASS_OF_KIND[cat.kind],
+            "msdyn_description": f"{cat.kind}: {cat.name}", "msdyn_transactionclass": CATEGORY_CLASS_OF_KIND[cat.kind],
             "msdyn_unitgroup": "Time" if cat.kind == "Time" else "Default unit"})
     if counterparts:
         for i, cat in enumerate(CATEGORIES):
@@ -112,6 +114,7 @@ def contracts_and_projects(w: World, *, counterparts: bool) -> Iterator[DemoRow]
         for k in range(TASKS_PER_PROJECT):
             row = {"msdyn_projecttaskid": w.task_id(p, k), "msdyn_subject": TASK_NAMES[k],
                    "_msdyn_project_value": pr.guid, "msdyn_wbsid": w.wbs(k),
+                   "_msdyn_company_value": w.company_id(pr.company),
                    "msdyn_scheduledstart": stamp(pr.start), "msdyn_scheduledend": stamp(pr.finish, 17),
                    "msdyn_effort": float(40 * (1 + pick(w.seed, "task.effort", p * 16 + k, 10))),
                    "msdyn_progress": 0.0}
