@@ -32,6 +32,7 @@ from shared.catalog.models import Side
 from shared.connectors.batching import chunks, pooled
 from shared.mapping import CompiledMap, key_to_string, row_hash
 from shared.state.models import LedgerEntry
+from shared.sync.decisions import DependencyMissing
 from shared.sync.handler import ledger_key
 
 log = logging.getLogger("dualsync.bulk")
@@ -239,13 +240,36 @@ class InitialSync:
         if not items:
             return
         writer = self.writer(target)
-        await writer.prepare(cm, items)
-        ready: list[tuple[Item, Any]] = []
-        for item in items:
-            try:
-                ready.append((item, await writer.upsert(cm, item)))
-            except Exception as exc:
-                await self._fail(cm, source, item.key_text, item.record_id, item.version, exc, item.row, summary)
+        pending = items
+        while pending:
+            # A row whose parent is a row of the same map (a task under its parent task) waits until the
+            # rest of the page is written, then is tried again; it fails only when a round makes no progress.
+            await writer.prepare(cm, pending)
+            ready: list[tuple[Item, Any]] = []
+            waiting: list[tuple[Item, DependencyMissing]] = []
+            for item in pending:
+                try:
+                    ready.append((item, await writer.upsert(cm, item)))
+                except DependencyMissing as exc:
+                    if exc.parent_map == cm.name:
+                        waiting.append((item, exc))
+                    else:
+                        await self._fail(cm, source, item.key_text, item.record_id, item.version, exc, item.row,
+                                         summary)
+                except Exception as exc:
+                    await self._fail(cm, source, item.key_text, item.record_id, item.version, exc, item.row,
+                                     summary)
+            await self._send(cm, source, target, writer, ready, summary)
+            if waiting and not ready:
+                for item, missing in waiting:
+                    await self._fail(cm, source, item.key_text, item.record_id, item.version, missing, item.row,
+                                     summary)
+                waiting = []
+            pending = [item for item, _ in waiting]
+
+    async def _send(self, cm: CompiledMap, source: Side, target: Side, writer: TargetWriter,
+                    ready: list[tuple[Item, Any]], summary: MapSummary) -> None:
+        state = self.ctx.state
 
         async def send(chunk: Sequence[tuple[Item, Any]]) -> None:
             results = await writer.send(cm, [w for _, w in chunk])

@@ -77,7 +77,11 @@ class DataverseWriter:
         m = cm.map
         key_columns = list(m.dataverse.keys)
         wire_key: Row = {}
-        for column, value in cm.key_fields(Side.DATAVERSE, item.key).items():
+        key_fields = cm.key_fields(Side.DATAVERSE, item.key)
+        # only the alternate key's own columns go in the URL: the company can be outside the key
+        # (vendor invoice lines: msdyn_owningcompany is striped but not keyed), as on the live path
+        for column in key_columns:
+            value = key_fields.get(column)
             if isinstance(value, dict):
                 wire_key[f"_{column}_value"] = self._guid(cm, column, value)
             else:
