@@ -1,45 +1,76 @@
-"""``dualsync sandbox``: the main job on the embedded default.
-
-The full sandbox (emulators with demo data, broker, dev host, initial sync, live changes, convergence
-report) is issue 6 and not built yet. Until then this command does the part that exists: it loads,
-validates and lists the catalog, compiles every map, and exits non-zero if anything is wrong.
-"""
+"""``dualsync sandbox``: the main job on the embedded default (see sandbox/run/orchestrate.py)."""
 
 from __future__ import annotations
 
-import time
+import json
+import logging
 from pathlib import Path
+from typing import Any
 
 import typer
 
-from cli.commands.maps import MapsDir, _load, summary
-from shared.mapping import compile_catalog
+from sandbox.run.environment import DEFAULT_WORKDIR
 
 
 def register(app: typer.Typer) -> None:
     @app.command("sandbox")
     def sandbox(
-        rows: int = typer.Option(2000, "--rows", help="demo rows (used once the full sandbox exists)"),
-        report: Path | None = typer.Option(None, "--report", help="write a JSON report here"),
-        maps_dir: Path = MapsDir,
+        rows: int = typer.Option(2000, "--rows", min=100, help="demo rows loaded into the two emulators"),
+        report: Path | None = typer.Option(None, "--report", help="write the JSON report here"),
+        seed: int = typer.Option(7, "--seed", help="seed of the demo data"),
+        workdir: Path = typer.Option(DEFAULT_WORKDIR, "--workdir",
+                                     help="folder for the run's SQLite files and host keys (wiped first)"),
+        timeout: float = typer.Option(180.0, "--timeout", min=5, help="seconds to wait for the pipeline to drain"),
+        quiet: bool = typer.Option(False, "--quiet", help="no progress bars, only the final table"),
     ) -> None:
-        """Run the local sandbox. For now: validate, compile and list the catalog.
+        """Run the whole sync locally: emulators with demo data, broker, dev host, initial sync of every
+        map, live changes in both systems (a child before its parent, a bad value replayed after a fix),
+        then reconcile. Exit 0 only if every map converged.
 
-        Example: dualsync sandbox --report report.json
+        Example: dualsync sandbox --rows 2000 --report sandbox-report.json
         """
-        started = time.perf_counter()
-        catalog = _load(maps_dir)
-        compiled = compile_catalog(catalog)
-        typer.echo(f"catalog: {len(catalog)} maps valid and compiled in "
-                   f"{(time.perf_counter() - started) * 1000:.0f} ms")
-        for m in catalog:
-            s = summary(m)
-            typer.echo(f"  {s['name']:<26} {s['direction']:<21} {s['dataverse_entity_set']:<36} "
-                       f"{s['finance_entity_set']}")
-        typer.echo("note: the end-to-end sandbox sync (emulators, broker, dev host) is not built yet; "
-                   "this run checked the catalog only.")
-        if report is not None:
-            import json
+        from rich.console import Console
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                                   TimeRemainingColumn)
 
-            report.write_text(json.dumps({"maps": {n: {"compiled": True} for n in compiled},
-                                          "complete": False}, indent=2))
+        from sandbox.run.orchestrate import Sandbox, SandboxOptions
+
+        console = Console(stderr=True, quiet=quiet)
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+        bars = Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
+                        TextColumn("{task.fields[rate]:>9} rows/s"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=console, disable=quiet)
+        tasks: dict[str, Any] = {}
+
+        def on_progress(p: Any) -> None:
+            if p.map not in tasks:
+                tasks[p.map] = bars.add_task(p.map, total=p.total, rate="")
+            bars.update(tasks[p.map], completed=p.read, total=p.total if p.total is not None else p.read,
+                        rate=f"{p.rate:,.0f}")
+
+        def on_step(text: str) -> None:
+            console.print(f"[bold]>[/bold] {text}")
+
+        options = SandboxOptions(rows=rows, seed=seed, workdir=workdir, settle_timeout=timeout)
+        with bars:
+            result = Sandbox(options, step=on_step, progress=on_progress).run()
+        _print_table(result.report)
+        if report is not None:
+            report.write_text(json.dumps(result.report, indent=2, default=str))
+            typer.echo(f"report written to {report}")
+        raise typer.Exit(0 if result.converged else 1)
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"sandbox: {report['rows']:,} demo rows")
+    for column in ("map", "source", "dataverse rows", "finance rows", "converged", "dead-lettered", "replayed",
+                   "drift (missing/extra/different)"):
+        table.add_column(column, justify="left" if column in ("map", "source") else "right")
+    for name, m in report["maps"].items():
+        table.add_row(name, m["source"], f"{m['dataverse_rows']:,}", f"{m['finance_rows']:,}",
+                      "yes" if m["converged"] else "[red]NO[/red]", str(m["dead_lettered"]), str(m["replayed"]),
+                      f"{m['missing']}/{m['extra']}/{m['different']}")
+    Console().print(table)

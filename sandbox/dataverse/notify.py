@@ -273,6 +273,11 @@ class Notifier:
             for change, ep in jobs:  # no server loop (in-process use): deliver now, synchronously
                 asyncio.run(self._send(change, ep, own_client=True))
 
+    @property
+    def pending(self) -> int:
+        """Notifications scheduled and not yet delivered (or given up)."""
+        return len(self._tasks)
+
     async def drain(self) -> None:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)

@@ -1,0 +1,123 @@
+"""The sandbox's moving parts on loopback: both emulators with demo data, the app's settings, the dev host.
+
+Everything lives in one work folder (SQLite files of the emulators, the state store and the broker, the
+host's keys), wiped at the start of each run so a run never sees the last one's data.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sandbox import dataverse, finance
+from sandbox.demo.load import load
+from sandbox.httpserver import RunningServer
+
+DEFAULT_WORKDIR = Path(".dualsync/sandbox")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def app_settings(workdir: Path, dataverse_url: str, finance_url: str, token: str) -> dict[str, str]:
+    """The app settings of a sandbox run: emulators, embedded state store and broker in ``workdir``."""
+    return {
+        "DUALSYNC_DATAVERSE_URL": dataverse_url,
+        "DUALSYNC_FINANCE_URL": finance_url,
+        "DUALSYNC_AUTH_MODE": "static_token",
+        "DUALSYNC_STATIC_TOKEN": token,
+        "DUALSYNC_STATE_BACKEND": "sqlite",
+        "DUALSYNC_STATE_SQLITE_PATH": str(workdir / "state.sqlite"),
+        "DUALSYNC_TRANSPORT": "local",
+        "DUALSYNC_BROKER_PATH": str(workdir / "broker.sqlite"),
+        # The run is short: polling every 5 minutes would never fire; a missed webhook is still caught.
+        "DUALSYNC_PULL_SCHEDULE": "*/20 * * * * *",
+    }
+
+
+@dataclass
+class Environment:
+    workdir: Path
+    token: str
+    dataverse: RunningServer
+    finance: RunningServer
+    demo_rows: dict[str, int]
+    host: Any = None
+    _endpoints: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dv(self) -> Any:
+        """The Dataverse emulator's control object."""
+        return self.dataverse.app.state.emulator
+
+    @property
+    def fo(self) -> Any:
+        return self.finance.app.state.emulator
+
+    def start_host(self, *, sessions: int = 8) -> Any:
+        """Import the function app with this run's settings and host it (HTTP, broker, timers)."""
+        from shared.runtime import get_runtime
+        from shared.settings import get_settings
+
+        os.environ.update(app_settings(self.workdir, self.dataverse.url, self.finance.url, self.token))
+        get_settings.cache_clear()
+        get_runtime.cache_clear()
+        if str(PROJECT_ROOT) not in sys.path:  # the worker imports function_app.py from the script root
+            sys.path.insert(0, str(PROJECT_ROOT))
+        import function_app
+        from sandbox.host import start_in_thread
+
+        self.host = start_in_thread(function_app.app, keys_path=self.workdir / "host-keys.json",
+                                    broker_path=self.workdir / "broker.sqlite", timers=True, sessions=sessions)
+        return self.host
+
+    def connect_notifications(self) -> None:
+        """Point Dataverse's webhook and Finance's business events at the host, with the function key."""
+        assert self.host is not None, "start the host first"
+        self._endpoints["dataverse"] = self.dv.register_webhook(
+            f"{self.host.url}/api/dataverse/webhook", auth="webhookkey",
+            auth_values={"code": self.host.function_key})
+        self._endpoints["finance"] = self.fo.register_endpoint(
+            url=f"{self.host.url}/api/finance/events?code={self.host.function_key}")
+
+    def hold_dataverse(self) -> None:
+        """Stop Dataverse notifications (what an unregistered step does); changes meanwhile are not sent."""
+        endpoint = self._endpoints.pop("dataverse", None)
+        if endpoint:
+            self.dv.unregister(endpoint)
+
+    def release_dataverse(self) -> None:
+        assert self.host is not None
+        self._endpoints["dataverse"] = self.dv.register_webhook(
+            f"{self.host.url}/api/dataverse/webhook", auth="webhookkey",
+            auth_values={"code": self.host.function_key})
+
+    def stop(self) -> None:
+        if self.host is not None:
+            self.host.stop()
+        self.dataverse.stop()
+        self.finance.stop()
+
+
+def start_environment(rows: int, seed: int, workdir: Path = DEFAULT_WORKDIR) -> Environment:
+    """Fresh work folder, both emulators with ``rows`` demo rows (each on its system of record)."""
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+    token = secrets.token_urlsafe(24)
+    dv = dataverse.start(db=workdir / "dataverse.sqlite", token=token)
+    try:
+        fo = finance.start(db=workdir / "finance.sqlite", token=token)
+    except Exception:
+        dv.stop()
+        raise
+    env = Environment(workdir, token, dv, fo, {})
+    try:
+        env.demo_rows = load(env.dv, env.fo, rows, seed)
+    except Exception:
+        env.stop()
+        raise
+    return env
