@@ -30,8 +30,14 @@ def register(app: typer.Typer) -> None:
         Example: dualsync sandbox --rows 2000 --report sandbox-report.json
         """
         from rich.console import Console
-        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                                   TimeRemainingColumn)
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
         from sandbox.run.orchestrate import Sandbox, SandboxOptions
 

@@ -164,7 +164,7 @@ class LiveDriver:
                 self.log.edits.setdefault(m.name, []).append(f"{source.value}:{column}")
         return self.log
 
-    async def project_lifecycle(self, settle: Callable[[], Awaitable[None]]) -> dict[str, str]:
+    async def project_lifecycle(self, settle: Callable[[], Awaitable[object]]) -> dict[str, str]:
         """Create a project, let it sync, then delete it: the delete must reach Finance."""
         template = (await self._dv_first("msdyn_projects"))[0]
         project_id = str(uuid.uuid4())

@@ -64,10 +64,10 @@ class Sandbox:
             if env.dv.notifier.pending or env.fo.events.pending:
                 time.sleep(0.05)
                 continue
-            if env.host.wait_idle(timeout=max(1.0, deadline - time.monotonic()), horizon=horizon):
-                # handling may have written rows whose own notifications are now on their way
-                if not (env.dv.notifier.pending or env.fo.events.pending):
-                    return True
+            # handling may have written rows whose own notifications are now on their way: look again
+            idle = env.host.wait_idle(timeout=max(1.0, deadline - time.monotonic()), horizon=horizon)
+            if idle and not (env.dv.notifier.pending or env.fo.events.pending):
+                return True
         return False
 
     # --- the run ----------------------------------------------------------------------------------
