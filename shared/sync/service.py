@@ -18,11 +18,12 @@ from typing import Any
 from opentelemetry.trace import Span
 
 from shared.events.notification import ChangeNotification
+from shared.operations import SuccessMarker
 from shared.state.base import StateStore
 from shared.state.models import ErrorReport
 from shared.state.scrub import scrub
 from shared.sync.handler import SyncHandler
-from shared.sync.outcome import Classification, DeadLetter, Outcome, Parked, Retry
+from shared.sync.outcome import Applied, Classification, DeadLetter, Outcome, Parked, Retry
 from shared.telemetry import SYNC_SPAN, notification_attributes, record_outcome, span
 from shared.transport.base import Transport
 from shared.transport.messages import OutboundMessage
@@ -46,6 +47,7 @@ class SyncService:
         self.state = state
         self.transport = transport
         self.topic = topic
+        self.success = SuccessMarker(state)  # one per service: it throttles its own writes per map
 
     async def process(self, map_name: str, delivery: Delivery) -> Outcome:
         # One span per notification: map, record, side, attempt and outcome; never row contents.
@@ -71,12 +73,21 @@ class SyncService:
         record_id = str(note.record_id) if note.record_id is not None else None
         outcome = await self.handler.handle(map_name, note.source, record_id=record_id, key=note.key,
                                             attempt=note.attempt, version=note.version)
-        if isinstance(outcome, Retry | Parked):
+        if isinstance(outcome, Applied):
+            await self._mark_success(map_name)
+        elif isinstance(outcome, Retry | Parked):
             await self._schedule_again(note, outcome.delay_seconds)
         elif isinstance(outcome, DeadLetter):
             await self._keep(map_name, note, delivery, outcome)
         log.info("sync %s %s -> %s", map_name, note.record, type(outcome).__name__)
         return outcome
+
+    async def _mark_success(self, map_name: str) -> None:
+        # The change has landed; a failed status stamp must not make the trigger redeliver it.
+        try:
+            await self.success.mark(map_name)
+        except Exception as exc:
+            log.warning("sync %s: last success not recorded: %s", map_name, type(exc).__name__)
 
     async def _schedule_again(self, note: ChangeNotification, delay: float) -> None:
         again = note.model_copy(update={"attempt": note.attempt + 1})

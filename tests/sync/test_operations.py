@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +138,50 @@ async def test_success_marker_writes_at_most_once_per_interval(ops):
     assert await marker.mark("projects", datetime(2025, 5, 1, 12, 1, tzinfo=UTC))
     assert (await ops.status())["maps"]["projects"]["last_success"] == "2025-05-01T12:01:00+00:00"
     assert (await ops.status())["maps"]["actuals"]["last_success"] is None
+
+
+async def test_processing_an_applied_change_shows_last_success_in_status(emulators, tmp_path, mocker):
+    """A notification processed through the emulators stamps the map's last success; a skip does not."""
+    from shared.catalog import load_catalog
+    from shared.connectors.dataverse import DataverseConnector
+    from shared.connectors.finance import FinanceConnector
+    from shared.connectors.http import registry
+    from shared.mapping import compile_catalog
+    from shared.settings import load_settings
+    from shared.sync.handler import SyncHandler
+    from shared.sync.outcome import Applied
+    from shared.sync.service import Delivery, SyncService
+    from shared.sync.sides import DataverseSide, FinanceSide
+
+    fixtures = load_catalog(Path(__file__).parent / "fixtures")
+    compiled = compile_catalog(fixtures)
+    dv, fo = emulators
+    dv.app.state.emulator.reset()
+    fo.app.state.emulator.reset()
+    fo.app.state.emulator.load_rows("LegalEntities", [{"LegalEntityId": "USPM", "Name": "Contoso US"}])
+    settings = load_settings(dataverse_url=dv.url, finance_url=fo.url, auth_mode="static_token",
+                             static_token="t", retry_budget_seconds=5.0)
+    state = SqliteStateStore(tmp_path / "state.sqlite")
+    await state.open()
+    try:
+        transport = mocker.AsyncMock(spec=Transport)
+        transport.active_count.return_value = 0
+        transport.dead_letter_count.return_value = 0
+        sides = {Side.DATAVERSE: DataverseSide(DataverseConnector.from_settings(settings), compiled),
+                 Side.FINANCE: FinanceSide(FinanceConnector.from_settings(settings), compiled)}
+        service = SyncService(SyncHandler(compiled, sides, state), state, transport, TOPIC)
+        ops = Operations(fixtures, state, transport, TOPIC)
+        assert (await ops.status())["maps"]["legal_entities"]["last_success"] is None
+
+        note = ChangeNotification(map="legal_entities", source=Side.FINANCE, key='["USPM"]',
+                                  time=datetime.now(UTC), origin=Origin.BUSINESS_EVENT)
+        before = datetime.now(UTC)
+        outcome = await service.process("legal_entities", Delivery(note.to_message().body))
+        assert outcome == Applied("upsert", '["USPM"]')
+        status = (await ops.status())["maps"]
+        stamped = status["legal_entities"]["last_success"]
+        assert stamped is not None and datetime.fromisoformat(stamped) >= before
+        assert status["customers"]["last_success"] is None
+    finally:
+        await state.close()
+        await registry.aclose()
