@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -79,4 +80,5 @@ def _print_table(report: dict[str, Any]) -> None:
         table.add_row(name, m["source"], f"{m['dataverse_rows']:,}", f"{m['finance_rows']:,}",
                       "yes" if m["converged"] else "[red]NO[/red]", str(m["dead_lettered"]), str(m["replayed"]),
                       f"{m['missing']}/{m['extra']}/{m['different']}")
-    Console().print(table)
+    # not a terminal (CI logs, a pipe): wide enough that no map name is cut
+    Console(width=None if sys.stdout.isatty() else 160).print(table)
