@@ -114,8 +114,10 @@ def attribute_value(schema: Schema, table: Table, column: str, value: Any) -> An
 
 
 def entity(schema: Schema, table: Table, record_id: str, row: dict[str, Any], columns: Iterable[str]) -> dict[str, Any]:
+    # each attribute once, as the real AttributeCollection (a create that names the primary id in its
+    # body lists it among the changed columns too)
     attrs = [{"key": c, "value": attribute_value(schema, table, c, row.get(c))}
-             for c in columns if c in table.columns and (row.get(c) is not None or c != "versionnumber")]
+             for c in dict.fromkeys(columns) if c in table.columns and (row.get(c) is not None or c != "versionnumber")]
     return _typed("Entity", Attributes=attrs, EntityState=None, FormattedValues=[], Id=record_id,
                   KeyAttributes=[], LogicalName=table.logical_name, RelatedEntities=[],
                   RowVersion=str(row.get("versionnumber")) if row.get("versionnumber") is not None else None)

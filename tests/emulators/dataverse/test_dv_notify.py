@@ -195,3 +195,18 @@ def test_admin_api_registers_webhooks(client: httpx.Client, emu: DataverseEmulat
     client.post("cdm_companies", json={"cdm_companycode": "B"})
     time.sleep(0.2)
     assert len(rec.calls) == 1
+
+
+def test_create_naming_its_primary_id_lists_each_attribute_once(client: httpx.Client, emu: DataverseEmulator,
+                                                                 receiver: tuple[Receiver, str]) -> None:
+    # our own parser refuses an AttributeCollection with a repeated key, as the SDK's would
+    rec, url = receiver
+    emu.register_webhook(url, tables=["msdyn_projects"])
+    pid = "40b80821-19bf-409c-a188-a898dd2f5418"
+    client.post("msdyn_projects", json={"msdyn_projectid": pid, "msdyn_subject": "P2"}).raise_for_status()
+    wait_for(lambda: len(rec.calls) == 1)
+    ctx = json.loads(rec.calls[0]["raw"])
+    keys = [kv["key"] for kv in ctx["InputParameters"][0]["value"]["Attributes"]]
+    assert len(keys) == len(set(keys)) and "msdyn_projectid" in keys
+    image_keys = [kv["key"] for kv in ctx["PostEntityImages"][0]["value"]["Attributes"]]
+    assert len(image_keys) == len(set(image_keys))
