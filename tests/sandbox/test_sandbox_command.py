@@ -67,6 +67,7 @@ def test_live_changes_reached_the_pipeline(sandbox_run):
     host = report["host"]
     assert host["http_requests"].get("202", 0) >= len(edited)
     assert host["completed"] > 0 and host["dead_lettered"] == 0
+    assert set(host["http_requests"]) == {"202"}, host["http_requests"]  # no notification was refused
 
 
 def test_the_table_names_every_map(sandbox_run):
