@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,6 +38,12 @@ class StateStore(Protocol):
     async def put_ledger(
         self, entry: LedgerEntry, *, expected_etag: str | None = None, only_if_absent: bool = False
     ) -> LedgerEntry: ...
+
+    async def put_ledgers(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+        """Unconditional writes of many entries (any maps) in as few round trips as the store allows:
+        one transaction in SQLite, batches of at most 100 per map in Table Storage. Returns one stored
+        entry per entry given, in order, with its new etag; the same key twice: the last one wins."""
+        ...
 
     async def delete_ledger(self, map: str, key: str, *, expected_etag: str | None = None) -> bool:
         """True if something was deleted."""

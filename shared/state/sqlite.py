@@ -13,7 +13,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -179,6 +179,22 @@ class SqliteStateStore:
             return replace(entry, etag=etag)
 
         return await self._run(q)
+
+    async def put_ledgers(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+        if not entries:
+            return []
+        stored = [replace(e, etag=_new_etag()) for e in entries]
+
+        def q(conn: sqlite3.Connection) -> None:
+            with self._write(conn):
+                conn.executemany(
+                    "INSERT OR REPLACE INTO ledger VALUES (?,?,?,?,?,?,?,?)",
+                    [(e.map, e.key, e.source_version, str(e.source_side), e.target_hash, e.target_etag,
+                      _ts(e.updated_at), e.etag) for e in stored],
+                )
+
+        await self._run(q)
+        return stored
 
     async def delete_ledger(self, map: str, key: str, *, expected_etag: str | None = None) -> bool:
         def q(conn: sqlite3.Connection) -> bool:

@@ -9,9 +9,10 @@ values are stored as ordinary properties. Optimistic concurrency uses the servic
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,13 @@ from azure.core import MatchConditions
 from azure.core.credentials import AzureNamedKeyCredential, AzureSasCredential
 from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
-from azure.data.tables import EdmType, EntityProperty, UpdateMode
+from azure.data.tables import (
+    EdmType,
+    EntityProperty,
+    TableTransactionError,
+    TransactionOperation,
+    UpdateMode,
+)
 from azure.data.tables.aio import TableClient, TableServiceClient
 
 from .errorlog import merge_error, payload_json
@@ -44,6 +51,7 @@ _CHECKPOINT_CHARS = 30_000
 _MAP_STATE_PARTITION = "map"
 _CHECKPOINT_PARTITION = "checkpoint"
 _UPSERT_ATTEMPTS = 20
+_BATCH_SIZE = 100  # operations per entity group transaction
 
 Credential = AzureNamedKeyCredential | AzureSasCredential | AsyncTokenCredential
 
@@ -195,9 +203,8 @@ class TableStateStore:
         except ResourceNotFoundError:
             return None
 
-    async def put_ledger(
-        self, entry: LedgerEntry, *, expected_etag: str | None = None, only_if_absent: bool = False
-    ) -> LedgerEntry:
+    @staticmethod
+    def _ledger_entity(entry: LedgerEntry) -> dict[str, Any]:
         entity: dict[str, Any] = {
             "PartitionKey": encode_key(entry.map),
             "RowKey": encode_key(entry.key),
@@ -212,18 +219,49 @@ class TableStateStore:
             entity["target_hash"] = entry.target_hash
         if entry.target_etag is not None:
             entity["target_etag"] = entry.target_etag
+        return entity
+
+    @staticmethod
+    def _stored(entry: LedgerEntry, etag: str) -> LedgerEntry:
+        return LedgerEntry(entry.map, entry.key, entry.source_version, str(entry.source_side), entry.target_hash,
+                           entry.target_etag, entry.updated_at, etag)
+
+    async def put_ledger(
+        self, entry: LedgerEntry, *, expected_etag: str | None = None, only_if_absent: bool = False
+    ) -> LedgerEntry:
         name = f"{entry.map}/{entry.key}"
+        entity = self._ledger_entity(entry)
         etag = await self._write(self._ledger, entity, "ledger", name, expected_etag, only_if_absent)
-        return LedgerEntry(
-            entry.map,
-            entry.key,
-            entry.source_version,
-            str(entry.source_side),
-            entry.target_hash,
-            entry.target_etag,
-            entry.updated_at,
-            etag,
-        )
+        return self._stored(entry, etag)
+
+    async def put_ledgers(self, entries: Sequence[LedgerEntry]) -> list[LedgerEntry]:
+        # Entity group transactions: one partition (map), at most 100 operations, an entity at most
+        # once per batch. A key seen again starts a new batch, so batches run in order per map.
+        batches: dict[str, list[list[int]]] = {}
+        for i, entry in enumerate(entries):
+            runs = batches.setdefault(entry.map, [[]])
+            run = runs[-1]
+            if len(run) == _BATCH_SIZE or any(entries[j].key == entry.key for j in run):
+                run = []
+                runs.append(run)
+            run.append(i)
+        etags: list[str] = [""] * len(entries)
+
+        async def write_map(runs: list[list[int]]) -> None:
+            for run in runs:
+                operations = [(TransactionOperation.UPSERT, self._ledger_entity(entries[i]),
+                               {"mode": UpdateMode.REPLACE}) for i in run]
+                try:
+                    results = await self._ledger.submit_transaction(operations)
+                except TableTransactionError as exc:
+                    code = getattr(exc, "error_code", None)
+                    raise StateStoreError(
+                        f"ledger batch of {len(run)} for map {entries[run[0]].map!r} failed: {code}") from None
+                for i, meta in zip(run, results, strict=True):
+                    etags[i] = str(meta["etag"])
+
+        await asyncio.gather(*(write_map(runs) for runs in batches.values()))
+        return [self._stored(entry, etag) for entry, etag in zip(entries, etags, strict=True)]
 
     async def delete_ledger(self, map: str, key: str, *, expected_etag: str | None = None) -> bool:
         return await self._delete(

@@ -121,6 +121,34 @@ async def test_iter_ledger_lists_one_map(store: StateStore) -> None:
     assert [e.key async for e in store.iter_ledger("nothing")] == []
 
 
+async def test_put_ledgers_writes_many_maps_at_once(store: StateStore) -> None:
+    # 230 of one map (more than a Table Storage batch of 100), some of another, nasty keys among them
+    await store.put_ledger(entry(key="P-000", version=0, target_hash="old"))
+    entries = [entry(key=f"P-{i:03d}", version=i, target_hash=f"h{i}") for i in range(230)]
+    entries += [entry(map="project_tasks", key=k, version=7) for k in NASTY_KEYS]
+    stored = await store.put_ledgers(entries)
+    assert [(e.map, e.key, e.source_version, e.target_hash) for e in stored] == [
+        (e.map, e.key, e.source_version, e.target_hash) for e in entries]
+    assert all(e.etag for e in stored)
+    got = sorted([(e.key, e.source_version, e.target_hash) async for e in store.iter_ledger("projects")])
+    assert got == [(f"P-{i:03d}", i, f"h{i}") for i in range(230)]  # P-000 overwritten
+    assert sorted([e.key async for e in store.iter_ledger("project_tasks")]) == sorted(NASTY_KEYS)
+    # the etags returned are the stored ones: a conditional write with one succeeds
+    last = stored[229]
+    assert (await store.get_ledger("projects", "P-229")).etag == last.etag  # type: ignore[union-attr]
+    assert (await store.put_ledger(entry(key="P-229", version=300), expected_etag=last.etag)).source_version == 300
+    with pytest.raises(ConcurrencyError):
+        await store.put_ledger(entry(key="P-229", version=301), expected_etag=last.etag)
+
+
+async def test_put_ledgers_same_key_twice_keeps_the_last_and_empty_is_a_no_op(store: StateStore) -> None:
+    assert await store.put_ledgers([]) == []
+    stored = await store.put_ledgers([entry(version=1), entry(key="P-2", version=2), entry(version=3)])
+    assert [e.source_version for e in stored] == [1, 2, 3]
+    got = await store.get_ledger("projects", "P-1")
+    assert got is not None and got.source_version == 3 and got.etag == stored[2].etag
+
+
 # --- checkpoints -----------------------------------------------------------------------------------
 async def test_checkpoint_round_trip_and_concurrency(store: StateStore) -> None:
     name = "projects/dataverse#initial?run=1"
