@@ -283,8 +283,8 @@ class InitialSync:
                     assert result.error is not None
                     await self._fail(cm, source, item.key_text, item.record_id, item.version, result.error,
                                      item.row, summary)
-            for entry in entries:
-                await state.put_ledger(entry)
+            if entries:  # one round trip per batch, not per row
+                await state.put_ledgers(entries)
             summary.written += len(entries)
 
         await pooled(chunks(ready, self.batch_size), self.concurrency, send)

@@ -147,3 +147,28 @@ async def test_mapping_failure_and_missing_parent_are_kept(bulk):
     assert {e.classification for e in errors} == {ErrorClassification.DEPENDENCY_MISSING.value}
     assert all("projects" in e.reason or "expense_categories" in e.reason or "project_tasks" in e.reason
                for e in errors)
+
+
+async def test_ledger_of_a_batch_is_written_at_once(bulk, mocker):
+    """One put_ledgers per sent batch, holding exactly the batch's written rows (not the failed one)."""
+    ctx, dv, fo = bulk
+    with dv_http(dv) as c:
+        bad = c.get("msdyn_projects", params={"$select": "msdyn_projectid,msdyn_projectnumber", "$top": "1"}).json()
+        bad = bad["value"][0]
+        assert c.patch(f"msdyn_projects({bad['msdyn_projectid']})", json={"msdyn_subject": "x" * 61}).status_code == 204
+    bulk_write = mocker.spy(ctx.state, "put_ledgers")
+    one_write = mocker.spy(ctx.state, "put_ledger")
+    summary = await InitialSync(ctx).run(["currencies", "legal_entities", "customers", "projects"])
+    one_write.assert_not_called()
+    calls = [call.args[0] for call in bulk_write.call_args_list]
+    assert calls and all(0 < len(entries) <= 4 for entries in calls)  # batch_size is 4
+    assert all(len({e.map for e in entries}) == 1 for entries in calls)
+    written = {m.map: m.written for m in summary.maps}
+    for name in written:
+        keys = [e.key for entries in calls for e in entries if e.map == name]
+        assert len(keys) == len(set(keys)) == written[name], name
+    project_keys = [e.key for entries in calls for e in entries if e.map == "projects"]
+    assert not [k for k in project_keys if bad["msdyn_projectnumber"] in k]
+    assert sum(1 for entries in calls if entries[0].map == "projects") < len(project_keys)  # batched, not per row
+    ledger = [e async for e in ctx.state.iter_ledger("projects")]
+    assert sorted(e.key for e in ledger) == sorted(project_keys)
