@@ -24,8 +24,7 @@ from shared.sync.decisions import TABLE, DependencyMissing
 Row = dict[str, Any]
 MESSAGE_ID = "initial-sync"  # one error record per row and cause, occurrences counted across runs
 MAX_ROW_TEXT = 2000
-# Origin has no initial-sync member yet: "reconcile" is the bulk origin the pipeline knows.
-BULK_ORIGIN = Origin.RECONCILE
+BULK_ORIGIN = Origin.INITIAL_SYNC
 
 
 def classify(error: BaseException) -> ErrorClassification:

@@ -59,6 +59,7 @@ class Origin(StrEnum):
     BUSINESS_EVENT = "business-event"
     TIMER = "timer"
     RECONCILE = "reconcile"
+    INITIAL_SYNC = "initial-sync"
     REPLAY = "replay"
 
 

@@ -131,6 +131,7 @@ async def test_bad_row_lands_in_the_error_store_and_the_rest_is_written(bulk):
     assert error.classification == ErrorClassification.VALIDATION.value
     assert bad["msdyn_projectnumber"] in error.key
     assert error.payload["map"] == "projects" and error.payload["source"] == "dataverse"  # replayable
+    assert error.payload["origin"] == "initial-sync"
     assert "x" * 61 in error.description  # the source row, scrubbed of secrets, for the operator
     numbers = {r["ProjectID"] for r in fo.app.state.emulator.rows("ProjCDSProjects")}
     assert numbers == {p["msdyn_projectnumber"] for p in projects} - {bad["msdyn_projectnumber"]}
