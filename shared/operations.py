@@ -156,7 +156,9 @@ def backlog_probe(settings: Settings, transport: Transport) -> BacklogProbe:
         if settings.servicebus_namespace:
             from azure.identity.aio import DefaultAzureCredential
 
-            credential = DefaultAzureCredential(managed_identity_client_id=settings.client_id)
+            from shared.transport.factory import identity_kwargs
+
+            credential = DefaultAzureCredential(**identity_kwargs(settings))
             return ServiceBusProbe(ServiceBusAdministrationClient(settings.servicebus_namespace, credential))
     return TransportProbe(transport)
 

@@ -185,3 +185,20 @@ async def test_processing_an_applied_change_shows_last_success_in_status(emulato
     finally:
         await state.close()
         await registry.aclose()
+
+
+@pytest.mark.parametrize(("auth", "expected"), [
+    ({"auth_mode": "managed_identity", "client_id": "mi-client-id"}, {"managed_identity_client_id": "mi-client-id"}),
+    ({"auth_mode": "client_secret", "tenant_id": "t", "client_id": "app-id", "client_secret": "s"}, {}),
+    ({"auth_mode": "certificate", "tenant_id": "t", "client_id": "app-id", "client_certificate_path": "c.pem"}, {}),
+])
+def test_service_bus_probe_credential_per_auth_mode(mocker, auth, expected):
+    from shared.operations import ServiceBusProbe, backlog_probe
+    from shared.settings import load_settings
+
+    credential = mocker.patch("azure.identity.aio.DefaultAzureCredential")
+    admin = mocker.patch("azure.servicebus.aio.management.ServiceBusAdministrationClient")
+    settings = load_settings(**auth, transport="servicebus", servicebus_namespace="ns.servicebus.windows.net")
+    assert isinstance(backlog_probe(settings, object()), ServiceBusProbe)  # type: ignore[arg-type]
+    credential.assert_called_once_with(**expected)
+    admin.assert_called_once_with("ns.servicebus.windows.net", credential.return_value)

@@ -25,3 +25,18 @@ def test_servicebus() -> None:
     assert isinstance(t, ServiceBusTransport) and t._topics == frozenset({"topic-x"})
     with pytest.raises(ValueError, match="Service Bus"):
         create_transport(settings)
+
+
+@pytest.mark.parametrize(("auth", "expected"), [
+    ({"auth_mode": "managed_identity", "client_id": "mi-client-id"}, {"managed_identity_client_id": "mi-client-id"}),
+    ({"auth_mode": "managed_identity"}, {}),
+    ({"auth_mode": "client_secret", "tenant_id": "t", "client_id": "app-id", "client_secret": "s"}, {}),
+    ({"auth_mode": "certificate", "tenant_id": "t", "client_id": "app-id", "client_certificate_path": "c.pem"}, {}),
+])
+def test_servicebus_namespace_credential_per_auth_mode(mocker, auth: dict[str, str], expected: dict[str, str]) -> None:
+    credential = mocker.patch("azure.identity.aio.DefaultAzureCredential")
+    from_namespace = mocker.patch.object(ServiceBusTransport, "from_namespace")
+    settings = load_settings(**ENVS, **auth, transport="servicebus", change_topic="topic-x")
+    create_transport(settings, servicebus_namespace="ns.servicebus.windows.net")
+    credential.assert_called_once_with(**expected)
+    from_namespace.assert_called_once_with("ns.servicebus.windows.net", credential.return_value, topics=["topic-x"])
