@@ -117,6 +117,14 @@ class Settings(BaseSettings):
         "0 */5 * * * *", description="NCRONTAB (seconds first, UTC) of the change-tracking / watermark timers"
     )
     page_size: int = Field(5000, ge=1, le=5000, description="rows per page when reading (odata.maxpagesize)")
+    pull_budget_seconds: float = Field(
+        240.0, gt=0, le=3600, description="wall-clock budget of one timer run; the next run resumes where it stopped"
+    )
+    pull_max_rows: int = Field(50_000, ge=1, description="rows one timer run reads at most (checked between pages)")
+    pull_overlap_seconds: float = Field(
+        300.0, ge=0, le=86_400,
+        description="Finance watermark pulls re-read this far back (rows committed late are not missed)",
+    )
 
     # --- initial sync -----------------------------------------------------------------------------
     initial_sync_concurrency: int = Field(

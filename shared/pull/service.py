@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from shared.catalog.models import Side
 from shared.connectors.dataverse import DataverseConnector
@@ -16,6 +17,9 @@ from shared.pull.finance import DEFAULT_OVERLAP, FinancePuller
 from shared.pull.result import PullResult
 from shared.state.base import StateStore
 from shared.transport.base import Transport
+
+if TYPE_CHECKING:
+    from shared.settings import Settings
 
 log = logging.getLogger("dualsync.pull")
 
@@ -43,6 +47,17 @@ class PullService:
             DataversePuller(dataverse, state, transport, topic, page_size=page_size),
             FinancePuller(finance, state, transport, topic, page_size=page_size, overlap=overlap),
             seconds=seconds, max_rows=max_rows,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings, compiled: dict[str, CompiledMap], state: StateStore,
+                      transport: Transport) -> PullService:
+        """Connectors, page size, budget, row cap and Finance overlap as the settings say."""
+        return cls.create(
+            compiled, DataverseConnector.from_settings(settings), FinanceConnector.from_settings(settings),
+            state, transport, settings.change_topic, page_size=settings.page_size,
+            overlap=timedelta(seconds=settings.pull_overlap_seconds), seconds=settings.pull_budget_seconds,
+            max_rows=settings.pull_max_rows,
         )
 
     async def pull(self, map_name: str) -> list[PullResult]:
@@ -79,8 +94,5 @@ async def get_pull_service() -> PullService:
             runtime = get_runtime()
             settings = runtime.settings
             sync = await get_service()
-            _service = PullService.create(
-                runtime.compiled, DataverseConnector.from_settings(settings), FinanceConnector.from_settings(settings),
-                sync.state, sync.transport, settings.change_topic, page_size=settings.page_size,
-            )
+            _service = PullService.from_settings(settings, runtime.compiled, sync.state, sync.transport)
     return _service

@@ -136,3 +136,27 @@ async def test_deletes_are_not_seen_by_a_watermark(world: World) -> None:
     result = await pull(world)
     assert (result.published, result.complete) == (0, True)
     assert await world.notifications() == []
+
+
+def test_pull_service_takes_budget_rows_and_overlap_from_settings(tmp_path):
+    from shared.pull import PullService
+    from shared.pull.budget import DEFAULT_MAX_ROWS, DEFAULT_SECONDS
+    from shared.pull.finance import DEFAULT_OVERLAP, FinancePuller
+    from shared.runtime import get_runtime
+    from shared.settings import load_settings
+    from shared.state.sqlite import SqliteStateStore
+    from shared.transport.local import LocalBroker, LocalBrokerTransport
+
+    compiled = get_runtime().compiled
+    state = SqliteStateStore(tmp_path / "s.sqlite")
+    transport = LocalBrokerTransport(LocalBroker(tmp_path / "b.sqlite"))
+    settings = load_settings(pull_budget_seconds=60, pull_max_rows=1000, pull_overlap_seconds=30, page_size=200)
+    service = PullService.from_settings(settings, compiled, state, transport)
+    finance = service.pullers[Side.FINANCE]
+    assert (service.seconds, service.max_rows) == (60, 1000)
+    assert isinstance(finance, FinancePuller) and finance.overlap == timedelta(seconds=30)
+    assert finance.page_size == service.pullers[Side.DATAVERSE].page_size == 200
+    assert finance.topic == settings.change_topic
+    defaults = PullService.from_settings(load_settings(), compiled, state, transport)
+    assert (defaults.seconds, defaults.max_rows) == (DEFAULT_SECONDS, DEFAULT_MAX_ROWS) == (240, 50_000)
+    assert defaults.pullers[Side.FINANCE].overlap == DEFAULT_OVERLAP == timedelta(seconds=300)  # type: ignore[union-attr]
