@@ -27,20 +27,28 @@ def register(app: typer.Typer) -> None:
         db: Path | None = typer.Option(None, "--db", help="SQLite file (default: in memory)"),
         faults: str | None = typer.Option(None, "--faults", help="fault spec, e.g. 'latency:0.2=50;error5xx:0.05'"),
         token: str = typer.Option("dev-token", "--token", help="bearer token clients must send ('' = no auth)"),
+        flows_every: float | None = typer.Option(
+            None, "--flows-every", min=0.1, metavar="SECONDS",
+            help="Finance only: run the business flows (postings, approvals) every SECONDS"),
     ) -> None:
         """Serve a Dataverse Web API or Finance OData emulator on loopback.
 
-        Example: dualsync emulator dataverse --port 5081 --db dv.sqlite
+        Example: dualsync emulator finance --port 5082 --db fo.sqlite --flows-every 30
         """
+        if flows_every is not None and service is not Service.finance:
+            typer.echo("error: --flows-every applies to the finance emulator only", err=True)
+            raise typer.Exit(2)
         module = importlib.import_module(f"sandbox.{service.value}")
+        options = {"flows_every": flows_every} if flows_every is not None else {}
         try:
-            app = module.create_app(db=db, faults=faults, token=token or None)
+            app = module.create_app(db=db, faults=faults, token=token or None, **options)
         except ValueError as exc:  # a bad --faults spec names the bad rule
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
         port = port or DEFAULT_PORTS[service.value]
         auth = "bearer token required" if token else "no auth"
-        typer.echo(f"{service.value} emulator at http://{host}:{port}{SERVICE_ROOTS[service.value]} ({auth}); "
-                   "Ctrl-C to stop", )
+        flows = f", flows every {flows_every:g} s" if flows_every is not None else ""
+        typer.echo(f"{service.value} emulator at http://{host}:{port}{SERVICE_ROOTS[service.value]} ({auth}{flows}); "
+                   "Ctrl-C to stop")
         uvicorn.run(app, host=host, port=port, log_level="warning", lifespan="off", access_log=False,
                     timeout_keep_alive=30, h11_max_incomplete_event_size=32 * 1024 * 1024)
