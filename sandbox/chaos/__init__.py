@@ -1,0 +1,1 @@
+"""Chaos runs of the whole pipeline on loopback: many changes, injected faults, then proof it converged."""
