@@ -63,8 +63,25 @@ def scrub_text(text: str) -> str:
     return _BEARER.sub(lambda m: f"{m['name']}{m['sep']}{MASK}", text)
 
 
+def _key_value_pair(obj: Mapping[Any, Any]) -> tuple[str, str] | None:
+    """The member names of a ``{"key": name, "value": v}`` pair (Dataverse's serialised collections)."""
+    if len(obj) != 2 or not all(isinstance(k, str) for k in obj):
+        return None
+    names = {k.lower(): k for k in obj}
+    if set(names) != {"key", "value"} or not isinstance(obj[names["key"]], str):
+        return None
+    return names["key"], names["value"]
+
+
 def scrub(obj: Any) -> Any:
-    """A copy of ``obj`` (JSON-like: dicts, lists, strings, scalars) with secret values masked."""
+    """A copy of ``obj`` (JSON-like: dicts, lists, strings, scalars) with secret values masked.
+
+    In a key/value pair the ``key`` is a name: kept, and the value masked when it names a secret.
+    """
+    if isinstance(obj, Mapping) and (pair := _key_value_pair(obj)) is not None:
+        key, value = pair
+        name, v = obj[key], obj[value]
+        return {key: scrub_text(name), value: MASK if is_secret_key(name) and v not in (None, "") else scrub(v)}
     if isinstance(obj, Mapping):
         return {
             k: (MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, "") else scrub(v))

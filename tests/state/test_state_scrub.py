@@ -56,3 +56,17 @@ def test_scrub_copies_and_keeps_structure() -> None:
     out = scrub(original)
     assert out == {"a": [{"password": MASK, "n": 1}, ["x", None]], "b": True, "token": None}
     assert original["a"][0]["password"] == "p"  # type: ignore[index]
+
+
+def test_key_value_pairs_keep_their_names_and_mask_secret_values() -> None:
+    # Dataverse's RemoteExecutionContext serialises collections as [{"key": name, "value": v}]: the
+    # "key" member is a name, not a secret; the value is masked when the name is a secret's.
+    context = {"InputParameters": [{"key": "Target", "value": {"Attributes": [
+        {"key": "msdyn_subject", "value": "Office move"}, {"key": "client_secret", "value": "hunter2"}]}}],
+        "SharedVariables": [{"key": "tag", "value": "dualsync"}]}
+    out = scrub(context)
+    assert out["InputParameters"][0]["key"] == "Target"
+    attributes = out["InputParameters"][0]["value"]["Attributes"]
+    assert attributes == [{"key": "msdyn_subject", "value": "Office move"}, {"key": "client_secret", "value": MASK}]
+    assert out["SharedVariables"] == [{"key": "tag", "value": "dualsync"}]
+    assert scrub({"key": "Zm9vYmFy"}) == {"key": MASK}  # a lone "key" member is still a secret
