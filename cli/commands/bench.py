@@ -32,11 +32,15 @@ def register(app: typer.Typer) -> None:
         name: str = typer.Argument(..., help="benchmark name (see --list)"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON object"),
         quick: bool = typer.Option(False, "--quick", help="smaller sizes, for smoke tests"),
+        full: bool = typer.Option(False, "--full", help="bench all: full sizes (it runs quick ones by default)"),
     ) -> None:
         """Run a benchmark and print its figures and ratios.
 
         Example: dualsync bench mapping --json
         """
+        if name == "all":  # every benchmark, one table and one JSON object (bench/all.py)
+            from bench import all as all_benches
+            raise typer.Exit(all_benches.main(as_json=as_json, full=full))
         try:
             result = run_bench(name, quick=quick)
         except KeyError:
