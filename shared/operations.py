@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
@@ -219,17 +220,57 @@ def replay_message(note: ChangeNotification, record: ErrorRecord) -> OutboundMes
         content_type=message.content_type, correlation_id=message.correlation_id)
 
 
+def default_ingress_queues() -> frozenset[str]:
+    """The ingress queue names when the settings do not rename them."""
+    from shared.settings import Settings
+
+    return frozenset(str(Settings.model_fields[f].default) for f in ("ingress_queue_dataverse", "ingress_queue_finance"))
+
+
+def ingress_replay_message(record: ErrorRecord) -> OutboundMessage:
+    """The raw event an ingress queue rejected, as kept (:func:`shared.events.ingress.kept_payload`):
+    the JSON body again (or the text, when it was kept whole) with its application properties."""
+    payload = record.payload
+    if not isinstance(payload, dict) or "body" not in payload:
+        raise NotReplayable(f"error {record.id} holds no kept ingress message")
+    body = payload["body"]
+    props = {str(k): str(v) for k, v in (payload.get("properties") or {}).items()}
+    content_type = props.pop("content-type", None)
+    if isinstance(body, str):
+        data = body.encode("utf-8")
+        if payload.get("body_bytes") not in (None, len(data)):
+            raise NotReplayable(f"error {record.id} kept only the first {len(body)} characters of "
+                                f"{payload['body_bytes']} bytes")
+    else:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        content_type = content_type or "application/json"
+    suffix = f"~replay-{record.id[:12]}-{record.occurrences}"
+    base = record.message_id or record.key
+    props[REPLAY_OF] = str(props.get(REPLAY_OF) or base)
+    return OutboundMessage(body=data, message_id=base[: MAX_MESSAGE_ID - len(suffix)] + suffix,
+                           application_properties=props, content_type=content_type)
+
+
 class Operations:
+    """``ingress_queues``: their names are accepted where a map name filters errors, and their errors
+    replay to the queue (callers with settings pass ``settings.ingress_queue_*``)."""
+
     def __init__(self, catalog: Catalog, state: StateStore, transport: Transport, topic: str,
-                 backlog: BacklogProbe | None = None):
+                 backlog: BacklogProbe | None = None, ingress_queues: Iterable[str] | None = None):
         self.catalog = catalog
         self.state = state
         self.transport = transport
         self.topic = topic
         self.probe: BacklogProbe = backlog or TransportProbe(transport)
+        self.ingress_queues = frozenset(ingress_queues) if ingress_queues is not None else default_ingress_queues()
 
     def check_map(self, name: str) -> None:
         if name not in self.catalog:
+            raise UnknownMap(name)
+
+    def check_error_scope(self, name: str) -> None:
+        """A map, or an ingress queue (errors of messages no map could be named for)."""
+        if name not in self.catalog and name not in self.ingress_queues:
             raise UnknownMap(name)
 
     async def _last_success(self, name: str) -> str | None:
@@ -268,7 +309,7 @@ class Operations:
                      limit: int = 100) -> list[dict[str, Any]]:
         """Newest first. ``status`` is open, replayed, dismissed, or all (``None``)."""
         if map_name is not None:
-            self.check_map(map_name)
+            self.check_error_scope(map_name)
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise InvalidArgument(f"limit must be between 1 and {MAX_LIST_LIMIT}, not {limit}")
         wanted = _status_filter(status)
@@ -287,6 +328,12 @@ class Operations:
             raise NotFoundError(f"no error with id {error_id!r}")
         if record.status is not ErrorStatus.OPEN:
             raise NotReplayable(f"error {error_id} is {record.status.value}, not open")
+        if record.map in self.ingress_queues and record.map not in self.catalog:
+            raw = ingress_replay_message(record)
+            await self.transport.publish(record.map, [raw])  # back to the queue it came from
+            await self.state.set_error_status(error_id, ErrorStatus.REPLAYED)
+            return {"id": error_id, "status": ErrorStatus.REPLAYED.value, "map": record.map,
+                    "message_id": raw.message_id}
         try:
             note = ChangeNotification.from_message(json.dumps(record.payload).encode())
         except Exception as exc:
@@ -304,7 +351,7 @@ class Operations:
         a record seen after the start; those are left for the next call, so this always ends.
         """
         if map_name is not None:
-            self.check_map(map_name)
+            self.check_error_scope(map_name)
         started = datetime.now(UTC)
         replayed: list[str] = []
         skipped: list[str] = []

@@ -65,10 +65,11 @@ def scrub_text(text: str) -> str:
 
 def _key_value_pair(obj: Mapping[Any, Any]) -> tuple[str, str] | None:
     """The member names of a ``{"key": name, "value": v}`` pair (Dataverse's serialised collections)."""
-    if len(obj) != 2 or not all(isinstance(k, str) for k in obj):
+    if not 2 <= len(obj) <= 3 or not all(isinstance(k, str) for k in obj):
         return None
     names = {k.lower(): k for k in obj}
-    if set(names) != {"key", "value"} or not isinstance(obj[names["key"]], str):
+    # a data-contract pair may carry its "__type" (KeyValuePairOfstringstring:#System.Collections.Generic)
+    if set(names) - {"__type"} != {"key", "value"} or not isinstance(obj[names["key"]], str):
         return None
     return names["key"], names["value"]
 
@@ -81,7 +82,10 @@ def scrub(obj: Any) -> Any:
     if isinstance(obj, Mapping) and (pair := _key_value_pair(obj)) is not None:
         key, value = pair
         name, v = obj[key], obj[value]
-        return {key: scrub_text(name), value: MASK if is_secret_key(name) and v not in (None, "") else scrub(v)}
+        out = {k: scrub(x) for k, x in obj.items() if k not in (key, value)}
+        out[key] = scrub_text(name)
+        out[value] = MASK if is_secret_key(name) and v not in (None, "") else scrub(v)
+        return {k: out[k] for k in obj}  # same member order
     if isinstance(obj, Mapping):
         return {
             k: (MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, "") else scrub(v))

@@ -221,3 +221,38 @@ def test_the_installed_entry_point(world):
                           text=True, timeout=60, cwd=Path(__file__).resolve().parents[2])
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["maps"]["projects"]["open_errors"] == 1
+
+
+def test_errors_of_an_ingress_queue_list_and_replay_to_that_queue(world):
+    queue = "dualsync-dataverse-ingress"  # the default DUALSYNC_INGRESS_QUEUE_DATAVERSE
+    event = {"MessageName": "Update", "PrimaryEntityName": "msdyn_unknown", "InputParameters": []}
+
+    async def seed() -> str:
+        async with LocalBroker(world.broker_path) as broker:
+            await broker.create_queue(queue)
+        state = SqliteStateStore(world.state_path)
+        await state.open()
+        try:
+            record = await state.record_error(ErrorReport(
+                map=queue, key="sb-7", classification="mapping", reason="no map covers the Dataverse table",
+                payload={"body": event, "properties": {"content-type": "application/json", "x-claim": "a"},
+                         "body_bytes": 99}, message_id="sb-7"))
+            return record.id
+        finally:
+            await state.close()
+
+    error_id = asyncio.run(seed())
+    listed = world.invoke("errors", "list", "--map", queue, "--json")
+    assert listed.exit_code == 0, listed.output
+    assert [e["id"] for e in json.loads(listed.output)] == [error_id]
+    assert world.invoke("errors", "list", "--map", "no-such-queue").exit_code != 0
+    replayed = world.invoke("errors", "replay", error_id, "--json")
+    assert replayed.exit_code == 0, replayed.output
+
+    async def waiting() -> list:
+        async with LocalBroker(world.broker_path) as broker:
+            return await broker.peek(queue, 10)
+
+    [message] = asyncio.run(waiting())
+    assert json.loads(message.body) == event and message.content_type == "application/json"
+    assert message.application_properties["x-claim"] == "a"

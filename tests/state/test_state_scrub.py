@@ -63,10 +63,12 @@ def test_key_value_pairs_keep_their_names_and_mask_secret_values() -> None:
     # "key" member is a name, not a secret; the value is masked when the name is a secret's.
     context = {"InputParameters": [{"key": "Target", "value": {"Attributes": [
         {"key": "msdyn_subject", "value": "Office move"}, {"key": "client_secret", "value": "hunter2"}]}}],
-        "SharedVariables": [{"key": "tag", "value": "dualsync"}]}
+        "SharedVariables": [{"key": "tag", "value": "dualsync"}, {"key": "ChangedEntityTypes", "value": [
+            {"__type": "KeyValuePairOfstringstring:#System.Collections.Generic", "key": "msdyn_project",
+             "value": "Update"}]}]}
     out = scrub(context)
     assert out["InputParameters"][0]["key"] == "Target"
     attributes = out["InputParameters"][0]["value"]["Attributes"]
     assert attributes == [{"key": "msdyn_subject", "value": "Office move"}, {"key": "client_secret", "value": MASK}]
-    assert out["SharedVariables"] == [{"key": "tag", "value": "dualsync"}]
+    assert out["SharedVariables"] == context["SharedVariables"]
     assert scrub({"key": "Zm9vYmFy"}) == {"key": MASK}  # a lone "key" member is still a secret

@@ -202,3 +202,78 @@ def test_service_bus_probe_credential_per_auth_mode(mocker, auth, expected):
     assert isinstance(backlog_probe(settings, object()), ServiceBusProbe)  # type: ignore[arg-type]
     credential.assert_called_once_with(**expected)
     admin.assert_called_once_with("ns.servicebus.windows.net", credential.return_value)
+
+
+# --- errors kept from the ingress queues ------------------------------------------------------------
+async def test_ingress_error_replays_to_its_queue_and_then_routes(tmp_path):
+    """A context for a table the catalog did not know is kept under the queue's name; once the catalog
+    knows it, replay sends the stored body and properties back to that queue, and the ingress
+    handler then publishes the notification."""
+    from shared.catalog.models import Catalog
+    from shared.events.ingress import Ingress, IngressKind, handle_ingress
+    from shared.transport.local import LocalBroker, LocalBrokerTransport
+    from shared.transport.messages import REPLAY_OF, subscription_path
+    from tests.events.samples import catalog, compiled, context_body, servicebus_properties
+
+    queues = {IngressKind.DATAVERSE: "dv-ingress", IngressKind.FINANCE: "fo-ingress"}
+    broker = LocalBroker(tmp_path / "broker.sqlite")
+    await broker.open()
+    for queue in queues.values():
+        await broker.create_queue(queue)
+    await broker.create_topic(TOPIC, duplicate_detection_window=None)
+    await broker.create_subscription(TOPIC, "all", requires_session=True)
+    state = SqliteStateStore(tmp_path / "state.sqlite")
+    await state.open()
+    transport = LocalBrokerTransport(broker)
+    try:
+        full = catalog()
+        without = Catalog({n: m for n, m in full.maps.items() if m.dataverse.table != "msdyn_project"})
+        body, props = context_body("Update"), servicebus_properties()
+        before = Ingress(without, compiled(), transport, state, TOPIC, queues, 1 << 20)
+        kept = await handle_ingress(IngressKind.DATAVERSE, body, props, before, content_type="application/json",
+                                    message_id="sb-42")
+        assert kept.sent == 0 and kept.error is not None and kept.error.map == "dv-ingress"
+
+        ops = Operations(full, state, transport, TOPIC, ingress_queues=queues.values())
+        [listed] = await ops.errors("dv-ingress")  # the queue name works as a map filter
+        assert listed["id"] == kept.error.id
+        assert await ops.errors("fo-ingress") == []
+        with pytest.raises(UnknownMap):
+            await ops.errors("no-such-queue")
+        with pytest.raises(UnknownMap):
+            await ops.pause("dv-ingress")  # a queue is not a map that can be paused
+
+        replayed = await ops.replay(kept.error.id)
+        assert replayed["status"] == "replayed" and replayed["map"] == "dv-ingress"
+        [message] = await broker.receive("dv-ingress", 10)
+        import json as _json
+
+        assert _json.loads(message.body) == _json.loads(body)
+        assert message.content_type == "application/json" and message.session_id is None
+        claims = {k.lower(): v for k, v in props.items()}
+        assert {k: message.application_properties[k] for k in claims} == claims
+        assert message.application_properties[REPLAY_OF] == "sb-42"
+        assert message.message_id == replayed["message_id"] and message.message_id.startswith("sb-42~replay-")
+        assert await broker.receive(subscription_path(TOPIC, "all"), 10) == []  # nothing went to the topic
+
+        after = Ingress(full, compiled(), transport, state, TOPIC, queues, 1 << 20)
+        routed = await handle_ingress(IngressKind.DATAVERSE, message.body, message.application_properties, after,
+                                      content_type=message.content_type, message_id=message.message_id)
+        assert routed.sent == 1 and routed.error is None
+        assert (await ops.error(kept.error.id))["status"] == "replayed"
+        assert (await ops.replay_all("dv-ingress")) == {"replayed": [], "not_replayable": []}
+    finally:
+        await state.close()
+        await broker.close()
+
+
+async def test_ingress_error_whose_body_was_cut_is_not_replayable(ops):
+    from shared.operations import NotReplayable
+
+    ops.ingress_queues = frozenset({"dv-ingress"})
+    record = await ops.state.record_error(ErrorReport(
+        map="dv-ingress", key="sb-9", classification=ErrorClassification.BAD_MESSAGE, reason="too large",
+        payload={"body": "{\"Primary", "properties": {}, "body_bytes": 300_000}, message_id="sb-9"))
+    with pytest.raises(NotReplayable, match="first"):
+        await ops.replay(record.id)
+    ops.transport.publish.assert_not_called()
