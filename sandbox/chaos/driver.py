@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,6 +81,8 @@ class ChaosDriver:
         self.targets: list[Target] = []
         self.figures = DriverFigures()
         self.latest: dict[str, str] = {}  # row path -> the value the driver wrote last
+        # called once an edit is committed (its response received): (target, value written, change number)
+        self.on_edit: Callable[[Target, str, int], None] | None = None
         self._n = 0
 
     async def close(self) -> None:
@@ -155,10 +157,13 @@ class ChaosDriver:
 
     async def edit(self, target: Target, value: str | None = None) -> None:
         self._n += 1
-        value = value if value is not None else edited(target.original, self._n)
+        n = self._n
+        value = value if value is not None else edited(target.original, n)
         headers = {"If-Match": "*"} if target.side == Side.DATAVERSE else {}
         await self._send(target.side, "PATCH", target.path, json={target.column: value}, headers=headers)
         self.latest[target.path] = value
+        if self.on_edit is not None:
+            self.on_edit(target, value, n)
         self.figures.changes[f"{target.map}/{target.side.value}"] += 1
 
     async def _send(self, side: Side, method: str, url: str, **kwargs: Any) -> httpx.Response:
