@@ -18,6 +18,14 @@ _service: SyncService | None = None
 _lock = asyncio.Lock()
 
 
+def reset_service() -> None:
+    """Forget the built service (for tests and tools that host the app again with other settings in one
+    process); its connections are not closed here, they belong to the event loop that made them."""
+    global _service, _lock
+    _service = None
+    _lock = asyncio.Lock()
+
+
 async def get_service() -> SyncService:
     global _service
     if _service is not None:
