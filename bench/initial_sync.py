@@ -1,10 +1,11 @@
 """Initial sync benchmark: the engine end to end vs a naive writer vs the raw floor of the same emulators.
 
 Directions, each in one run against real HTTP emulators:
-- ``dataverse_to_finance``: ``resource_roles`` (``bookableresourcecategories`` -> ``ProjCDSResourceRoles``);
+- ``dataverse_to_finance``: ``actuals`` (``msdyn_actuals`` -> ``ProjCDSActualsImports``), as the issue
+  asks: demo Project Operations data is loaded and its parents (projects, tasks, contracts, lines,
+  categories, resources, currencies, legal entities) synced first, untimed; then the demo actuals are
+  cloned to ``rows`` actuals, whose seven lookups the engine resolves in bulk per page;
 - ``finance_to_dataverse``: ``workers`` (``Workers`` -> ``cdm_workers``).
-(The issue names actuals; the Dataverse emulator has no company column on ``msdyn_actuals`` yet, so
-actuals cannot map there; these maps have the same read-map-write path without that gap.)
 
 Figures per direction: ``*_rows_per_s`` (read, map, bulk lookups, batched concurrent writes, ledger,
 checkpoints); ``*_naive_rows_per_s`` (the live handler, one read and one upsert per row, sequential,
@@ -17,11 +18,13 @@ subprocess syncing ``n`` workers (emulators stay in this process), for flat memo
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +46,8 @@ TOKEN = "bench-token"
 ROOT = Path(__file__).resolve().parents[1]
 COMPILED = compile_catalog(load_catalog(DEFAULT_MAPS_DIR))
 BATCH, CONCURRENCY, PAGE = 100, 4, 5000
-
-
-def roles(n: int) -> list[dict[str, Any]]:
-    return [{"name": f"R{i:07d}", "description": f"Role {i}"} for i in range(n)]
+ACTUALS = "actuals"
+DEMO_ROWS, DEMO_SEED = 600, 3  # the demo world the actuals point into
 
 
 def workers(n: int) -> list[dict[str, Any]]:
@@ -60,22 +61,65 @@ def _load(emu: Any, entity_set: str, rows: list[dict[str, Any]]) -> None:
         emu.load_rows(entity_set, rows[i:i + 20_000])
 
 
-async def raw_floor(source: Side, dv: Any, fo: Any, name: str) -> float:
-    """Seconds for a bare client to read every source page and post the mapped rows as $batch."""
+def _actuals_world(dv: Any, fo: Any, n: int) -> None:
+    """Demo data on both sides, then ``n`` actuals on Dataverse cloned from the demo's."""
+    from sandbox.demo import load
+
+    dv_emu, fo_emu = dv.app.state.emulator, fo.app.state.emulator
+    dv_emu.reset()
+    fo_emu.reset()
+    load(dv_emu, fo_emu, rows=DEMO_ROWS, seed=DEMO_SEED)
+    templates = list(dv_emu.rows("msdyn_actuals"))
+    extra = n - len(templates)
+    if extra < 0:
+        raise ValueError(f"the demo world already holds {len(templates)} actuals; ask for at least that many")
+    clones = ({**templates[i % len(templates)], "msdyn_actualid": str(uuid.UUID(int=i + 1))} for i in range(extra))
+    for chunk in iter(lambda: list(itertools.islice(clones, 20_000)), []):
+        dv_emu.load_rows("msdyn_actuals", chunk)
+
+
+async def _sync_parents(settings: Any, tmp: Path, name: str) -> SqliteStateStore:
+    """The actuals' parent maps synced (untimed) into a fresh state store, which the timed run then uses."""
+    catalog = {n: cm.map for n, cm in COMPILED.items()}
+    parents = _ancestors(catalog, name)
+    state = SqliteStateStore(tmp / f"{name}-{time.monotonic_ns()}.sqlite")
+    await state.open()
+    summary = await InitialSync(BulkContext.from_settings(settings, COMPILED, state)).run(sorted(parents))
+    if summary.failed:
+        raise RuntimeError(f"parents of {name} did not sync: {summary.as_dict()}")
+    return state
+
+
+def _ancestors(catalog: dict[str, Any], name: str) -> set[str]:
+    seen: set[str] = set()
+    todo = [d for d in catalog[name].depends_on if d != name]
+    while todo:
+        dep = todo.pop()
+        if dep not in seen:
+            seen.add(dep)
+            todo += [d for d in catalog[dep].depends_on if d != dep]
+    return seen
+
+
+async def raw_floor(source: Side, dv: Any, fo: Any, name: str, mapped: list[dict[str, Any]] | None = None) -> float:
+    """Seconds for a bare client to read every source page and post the mapped rows as $batch.
+
+    ``mapped``: the target rows, when the mapping needs more than the source row (lookups resolved by
+    the engine); otherwise mapped here from the rows read, before the clock starts."""
     cm = COMPILED[name]
     headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json", "OData-Version": "4.0"}
     src_root = f"{dv.url}/api/data/v9.2/" if source is Side.DATAVERSE else f"{fo.url}/data/"
     dst_root = f"{fo.url}/data/" if source is Side.DATAVERSE else f"{dv.url}/api/data/v9.2/"
     first = (f"{cm.map.dataverse.entity_set}?$select={','.join(cm.dataverse_select())}" if source is Side.DATAVERSE
              else f"{cm.map.finance.entity_set}?cross-company=true")
-    # what the target should receive, built before the clock starts
-    async with httpx.AsyncClient(timeout=120) as c:
-        rows, url = [], src_root + first
-        while url:
-            body = (await c.get(url, headers={**headers, "Prefer": f"odata.maxpagesize={PAGE}"})).json()
-            rows += body["value"]
-            url = body.get("@odata.nextLink")
-    mapped = [cm.to_side(source.other)(r) for r in rows]
+    if mapped is None:  # what the target should receive, built before the clock starts
+        async with httpx.AsyncClient(timeout=120) as c:
+            rows, url = [], src_root + first
+            while url:
+                body = (await c.get(url, headers={**headers, "Prefer": f"odata.maxpagesize={PAGE}"})).json()
+                rows += body["value"]
+                url = body.get("@odata.nextLink")
+        mapped = [cm.to_side(source.other)(r) for r in rows]
     if source is Side.DATAVERSE:
         parts = [odata_batch.Part("POST", f"{dst_root}{cm.map.finance.entity_set}", m) for m in mapped]
     else:
@@ -98,31 +142,66 @@ async def raw_floor(source: Side, dv: Any, fo: Any, name: str) -> float:
                                  headers={**headers, "Content-Type": ctype, "Prefer": "odata.continue-on-error"})
                 if r.status_code != 200:
                     raise RuntimeError(f"raw floor batch answered {r.status_code}")
+                if b" 201 " not in r.content and b" 204 " not in r.content:
+                    raise RuntimeError("raw floor batch wrote nothing")
 
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         return time.perf_counter() - started
 
 
-async def direction(dv: Any, fo: Any, source: Side, n: int, sample: int, tmp: Path) -> dict[str, float]:
-    name = "resource_roles" if source is Side.DATAVERSE else "workers"
-    tag = "dataverse_to_finance" if source is Side.DATAVERSE else "finance_to_dataverse"
+async def dataverse_to_finance(dv: Any, fo: Any, n: int, sample: int, tmp: Path) -> dict[str, Any]:
+    """Actuals: engine, raw floor (posting the rows the engine wrote), naive handler on a sample."""
+    tag, cm = "dataverse_to_finance", COMPILED[ACTUALS]
+    fo_emu, target_set = fo.app.state.emulator, cm.map.finance.entity_set
+    settings = load_settings(dataverse_url=dv.url, finance_url=fo.url, auth_mode="static_token", static_token=TOKEN,
+                             batch_size=BATCH, initial_sync_concurrency=CONCURRENCY, page_size=PAGE)
+
+    _actuals_world(dv, fo, n)
+    state = await _sync_parents(settings, tmp, ACTUALS)
+    ctx = BulkContext.from_settings(settings, COMPILED, state)
+    started = time.perf_counter()
+    summary = await InitialSync(ctx).run([ACTUALS])
+    engine = time.perf_counter() - started
+    assert fo_emu.count(target_set) == n and summary.failed == 0, summary.as_dict()
+    fields = {f.finance for f in cm.map.fields if f.finance} | {"dataAreaId"}
+    written = [{k: v for k, v in r.items() if k in fields} for r in fo_emu.rows(target_set)]
+    await state.close()
+
+    _actuals_world(dv, fo, n)
+    await (await _sync_parents(settings, tmp, ACTUALS)).close()
+    floor = await raw_floor(Side.DATAVERSE, dv, fo, ACTUALS, written)
+    assert fo_emu.count(target_set) == n, "raw floor rows missing"
+
+    _actuals_world(dv, fo, n)
+    state = await _sync_parents(settings, tmp, ACTUALS)
+    handler = SyncHandler(COMPILED, {Side.DATAVERSE: DataverseSide(ctx.dataverse, COMPILED),
+                                     Side.FINANCE: FinanceSide(ctx.finance, COMPILED)}, state)
+    ids = [r["msdyn_actualid"] for r in itertools.islice(dv.app.state.emulator.rows("msdyn_actuals"), sample)]
+    started = time.perf_counter()
+    for record_id in ids:
+        outcome = await handler.handle(ACTUALS, Side.DATAVERSE, record_id=record_id)
+        assert type(outcome).__name__ == "Applied", outcome
+    naive = time.perf_counter() - started
+    await state.close()
+    await registry.aclose()
+    return {f"{tag}_map": ACTUALS, f"{tag}_rows_per_s": n / engine, f"{tag}_naive_rows_per_s": sample / naive,
+            f"{tag}_raw_floor_rows_per_s": n / floor, f"{tag}_failed_rows": float(summary.failed)}
+
+
+async def finance_to_dataverse(dv: Any, fo: Any, n: int, sample: int, tmp: Path) -> dict[str, Any]:
+    name, tag = "workers", "finance_to_dataverse"
     dv_emu, fo_emu = dv.app.state.emulator, fo.app.state.emulator
-    target_set = COMPILED[name].map.finance.entity_set if source is Side.DATAVERSE else "cdm_workers"
 
     def reset() -> None:
         dv_emu.reset()
         fo_emu.reset()
-        if source is Side.DATAVERSE:
-            _load(dv_emu, "bookableresourcecategories", roles(n))
-        else:
-            _load(fo_emu, "Workers", workers(n))
+        _load(fo_emu, "Workers", workers(n))
 
     settings = load_settings(dataverse_url=dv.url, finance_url=fo.url, auth_mode="static_token", static_token=TOKEN,
                              batch_size=BATCH, initial_sync_concurrency=CONCURRENCY, page_size=PAGE)
     reset()
-    floor = await raw_floor(source, dv, fo, name)
-    target = fo_emu if source is Side.DATAVERSE else dv_emu
-    assert target.count(target_set) == n, "raw floor rows missing"
+    floor = await raw_floor(Side.FINANCE, dv, fo, name)
+    assert dv_emu.count("cdm_workers") == n, "raw floor rows missing"
 
     reset()
     state = SqliteStateStore(tmp / f"{tag}.sqlite")
@@ -131,22 +210,21 @@ async def direction(dv: Any, fo: Any, source: Side, n: int, sample: int, tmp: Pa
     started = time.perf_counter()
     summary = await InitialSync(ctx).run([name])
     engine = time.perf_counter() - started
-    assert target.count(target_set) == n and summary.failed == 0, summary.as_dict()
+    assert dv_emu.count("cdm_workers") == n and summary.failed == 0, summary.as_dict()
 
     reset()
     handler = SyncHandler(COMPILED, {Side.DATAVERSE: DataverseSide(ctx.dataverse, COMPILED),
                                      Side.FINANCE: FinanceSide(ctx.finance, COMPILED)}, state)
-    keys = ([f'["R{i:07d}"]' for i in range(sample)] if source is Side.DATAVERSE
-            else [f'["W{i:08d}"]' for i in range(sample)])
+    keys = [f'["W{i:08d}"]' for i in range(sample)]
     for k in keys:  # reset the ledger so the naive pass writes
-        await state.delete_ledger(name, f"{k}|to-{source.other.value}")
+        await state.delete_ledger(name, f"{k}|to-dataverse")
     started = time.perf_counter()
     for k in keys:
-        await handler.handle(name, source, key=k)
+        await handler.handle(name, Side.FINANCE, key=k)
     naive = time.perf_counter() - started
     await state.close()
     await registry.aclose()
-    return {f"{tag}_rows_per_s": n / engine, f"{tag}_naive_rows_per_s": sample / naive,
+    return {f"{tag}_map": name, f"{tag}_rows_per_s": n / engine, f"{tag}_naive_rows_per_s": sample / naive,
             f"{tag}_raw_floor_rows_per_s": n / floor, f"{tag}_failed_rows": float(summary.failed)}
 
 
@@ -179,8 +257,8 @@ async def _run(quick: bool) -> dict[str, Any]:
                                "concurrency": CONCURRENCY, "page_size": PAGE}
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            for source in (Side.DATAVERSE, Side.FINANCE):
-                figures.update(await direction(dv, fo, source, n, sample, Path(tmp)))
+            figures.update(await dataverse_to_finance(dv, fo, n, sample, Path(tmp)))
+            figures.update(await finance_to_dataverse(dv, fo, n, sample, Path(tmp)))
             figures[f"rss_mb_{small // 1000}k"] = await asyncio.to_thread(peak_rss_mb, dv, fo, small, Path(tmp))
             label = f"{large // 1_000_000}m" if large >= 1_000_000 else f"{large // 1000}k"
             figures[f"rss_mb_{label}"] = await asyncio.to_thread(peak_rss_mb, dv, fo, large, Path(tmp))
