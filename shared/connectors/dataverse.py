@@ -52,12 +52,14 @@ def singular(entity_set: str) -> str:
 @dataclass
 class ChangePage:
     """One page of changes. ``delta_token`` is set on the last page: store it for next time.
+    ``next_link`` is set on every other page: a read cut short goes on from it (``resume``).
     ``full_reread`` is True when the stored token had expired and this is a full read instead."""
 
     rows: list[dict[str, Any]] = field(default_factory=list)
     deleted_ids: list[UUID] = field(default_factory=list)
     delta_token: str | None = None
     full_reread: bool = False
+    next_link: str | None = None
 
 
 class DataverseConnector:
@@ -117,12 +119,19 @@ class DataverseConnector:
         select: Sequence[str],
         delta_token: str | None = None,
         page_size: int = MAX_PAGE_SIZE,
+        resume: str | None = None,
     ) -> AsyncIterator[ChangePage]:
         """Changes since ``delta_token``; without one, the initial full read that yields one.
 
         An expired token (Dataverse forgets changes after its retention, 7 days by default) restarts
         as a full read, flagged ``full_reread`` so the caller can reconcile deletions it missed.
+        ``resume``: a page's ``next_link`` from a read cut short; the read goes on from there. Its token
+        is inside the link, so an expired one raises :class:`DeltaTokenExpired` for the caller to start over.
         """
+        if resume is not None:
+            async for page in self._follow_changes(resume, page_size, False):
+                yield page
+            return
         full_reread = False
         if delta_token is not None:
             try:
@@ -138,9 +147,13 @@ class DataverseConnector:
         self, entity_set: str, select: Sequence[str], token: str | None, page_size: int, full_reread: bool
     ) -> AsyncIterator[ChangePage]:
         qs = query_string({"$select": ",".join(select), "$deltatoken": token})
+        async for page in self._follow_changes(f"{entity_set}?{qs}", page_size, full_reread):
+            yield page
+
+    async def _follow_changes(self, url: str, page_size: int, full_reread: bool) -> AsyncIterator[ChangePage]:
         headers = {"Prefer": f"odata.track-changes,odata.maxpagesize={min(page_size, MAX_PAGE_SIZE)}"}
-        async for body in follow_pages(self.http, f"{entity_set}?{qs}", headers):
-            page = ChangePage(full_reread=full_reread)
+        async for body in follow_pages(self.http, url, headers):
+            page = ChangePage(full_reread=full_reread, next_link=body.get("@odata.nextLink"))
             for item in body.get("value", []):
                 if item.get("reason") == "deleted" or str(item.get("@odata.context", "")).endswith("$deletedEntity"):
                     page.deleted_ids.append(UUID(str(item["id"])))

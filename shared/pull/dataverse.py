@@ -12,25 +12,20 @@ while a read is cut short by the budget, ``resume`` (the ``@odata.nextLink`` to 
   row again (the handler skips unchanged ones); deletions in the gap cannot be seen, so a warning
   asks for ``dualsync reconcile``.
 
-The pages are read here rather than through ``DataverseConnector.changes`` because resuming needs
-the next link, which ``ChangePage`` does not carry.
+Pages come from ``DataverseConnector.changes``: a fresh read passes the stored token (an expired one
+comes back as a full read, flagged ``full_reread``); a read cut short resumes from the stored link.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
 from shared.catalog.models import Side
-from shared.connectors.dataverse import MAX_PAGE_SIZE, DataverseConnector
+from shared.connectors.dataverse import MAX_PAGE_SIZE, ChangePage, DataverseConnector
 from shared.connectors.errors import DeltaTokenExpired
-from shared.connectors.odata import query_string
-from shared.connectors.paging import follow_pages
 from shared.events.notification import ChangeNotification, Operation, Origin
 from shared.mapping import CompiledMap
 from shared.pull.budget import Budget
@@ -49,12 +44,9 @@ def checkpoint_name(map_name: str) -> str:
     return f"pull:dataverse:{map_name}"
 
 
-@dataclass
-class DeltaPage:
-    rows: list[dict[str, Any]]
-    deleted_ids: list[UUID]
-    next_link: str | None
-    delta_token: str | None
+def _warn_expired(cm: CompiledMap) -> None:
+    log.warning("pull %s dataverse: the delta token expired; reading every row again. Deletions "
+                "made meanwhile cannot be seen: run `dualsync reconcile --map %s`", cm.name, cm.name)
 
 
 class DataversePuller:
@@ -74,9 +66,8 @@ class DataversePuller:
         mode = PullMode.BASELINE if checkpoint is None else PullMode(data.get("mode", PullMode.INCREMENTAL))
         try:
             return await self._read(cm, name, mode, data, etag, budget)
-        except DeltaTokenExpired:
-            log.warning("pull %s dataverse: the delta token expired; reading every row again. Deletions "
-                        "made meanwhile cannot be seen: run `dualsync reconcile --map %s`", cm.name, cm.name)
+        except DeltaTokenExpired:  # in a stored resume link; a fresh read falls back in the connector
+            _warn_expired(cm)
             after = PullMode.BASELINE if mode is PullMode.BASELINE else PullMode.FULL_REREAD
             current = await self.state.get_checkpoint(name)
             return await self._read(cm, name, after, {}, current.etag if current else None, budget)
@@ -87,9 +78,12 @@ class DataversePuller:
         # Change tracking reports whole rows, whatever columns changed: the id and version suffice.
         select = [table.primary_id] if mode is PullMode.BASELINE else [table.primary_id, "versionnumber", "modifiedon"]
         token = data.get("delta_token") if mode is PullMode.INCREMENTAL else None
-        start = data.get("resume") or f"{table.entity_set}?{query_string({'$select': ','.join(select), '$deltatoken': token})}"
         published = pages = 0
-        async for page in self._pages(start):
+        async for page in self.connector.changes(table.entity_set, select=select, delta_token=token,
+                                                 page_size=self.page_size, resume=data.get("resume")):
+            if page.full_reread and mode is PullMode.INCREMENTAL:
+                _warn_expired(cm)  # the connector fell back to reading every row
+                mode, token = PullMode.FULL_REREAD, None
             pages += 1
             notes = [] if mode is PullMode.BASELINE else self._notifications(cm, page)
             if notes:
@@ -113,25 +107,8 @@ class DataversePuller:
             return await self.state.put_checkpoint(name, data, only_if_absent=True)
         return await self.state.put_checkpoint(name, data, expected_etag=etag)
 
-    async def _pages(self, start: str) -> AsyncIterator[DeltaPage]:
-        headers = {"Prefer": f"odata.track-changes,odata.maxpagesize={self.page_size}"}
-        http = self.connector.http
-        async for body in follow_pages(http, start, headers):
-            rows: list[dict[str, Any]] = []
-            deleted: list[UUID] = []
-            for item in body.get("value", []):
-                if item.get("reason") == "deleted" or str(item.get("@odata.context", "")).endswith("$deletedEntity"):
-                    deleted.append(UUID(str(item["id"])))
-                else:
-                    rows.append(item)
-            token = None
-            if "@odata.deltaLink" in body:
-                tokens = parse_qs(urlsplit(http.url(body["@odata.deltaLink"])).query).get("$deltatoken")
-                token = tokens[0] if tokens else None
-            yield DeltaPage(rows, deleted, body.get("@odata.nextLink"), token)
-
     @staticmethod
-    def _notifications(cm: CompiledMap, page: DeltaPage) -> list[ChangeNotification]:
+    def _notifications(cm: CompiledMap, page: ChangePage) -> list[ChangeNotification]:
         now = datetime.now(UTC)
         primary = cm.map.dataverse.primary_id
         notes = []

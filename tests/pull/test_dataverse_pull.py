@@ -154,3 +154,24 @@ async def test_a_resume_link_whose_token_expired_falls_back_to_a_full_reread(wor
     rest = await service.pullers[Side.DATAVERSE].pull(cm, Budget())
     assert (rest.mode, rest.published, rest.complete) == (PullMode.FULL_REREAD, 4, True)
     assert {n.record_id for n in await world.notifications()} == changed
+
+
+async def test_change_pages_carry_their_next_link_and_a_read_resumes_from_it(world: World) -> None:
+    """DataverseConnector.changes: each page says where the next one is; ``resume`` goes on from there."""
+    select = ["bookableresourcecategoryid", "versionnumber"]
+    token = [p async for p in world.dataverse.changes("bookableresourcecategories", select=select)][-1].delta_token
+    ids = {create(world, f"Paged role {i}") for i in range(5)}
+    delete(world, next(iter(ids)))
+    first = None
+    async for page in world.dataverse.changes("bookableresourcecategories", select=select, delta_token=token,
+                                              page_size=2):
+        first = page
+        break
+    assert first is not None and first.next_link and first.delta_token is None and len(first.rows) == 2
+    rest = [p async for p in world.dataverse.changes("bookableresourcecategories", select=select,
+                                                     resume=first.next_link)]
+    assert rest[-1].next_link is None and rest[-1].delta_token
+    assert all(p.next_link for p in rest[:-1])
+    seen = {UUID(r["bookableresourcecategoryid"]) for p in [first, *rest] for r in p.rows}
+    deleted = [d for p in [first, *rest] for d in p.deleted_ids]
+    assert seen | set(deleted) == ids and len(deleted) == 1
