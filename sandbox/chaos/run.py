@@ -106,6 +106,7 @@ class ChaosRun:
         self.started = time.monotonic()
         self.timeline: list[tuple[str, float]] = []
         self.faults: Counter[str] = Counter()
+        self.outage_seconds = 0.0
 
     def step(self, text: str) -> None:
         self.timeline.append((text, round(time.monotonic() - self.started, 2)))
@@ -203,7 +204,7 @@ class ChaosRun:
                 await asyncio.sleep(max(0.0, o.outage_seconds - (time.monotonic() - outage_started)))
             finally:
                 env.fo.set_faults(None)
-            self.faults["finance_down_seconds"] = round(time.monotonic() - outage_started, 1)
+            self.outage_seconds = round(time.monotonic() - outage_started, 1)
 
             self.step(f"phase 5: {n['capture']} changes, notifications captured to be posted again")
             dv_capture = env.dv.register_webhook(f"{capture.url}/dataverse")
@@ -310,7 +311,7 @@ class ChaosRun:
             "changes_by_side": driver.figures.by_side(),
             "maps_changed": len({k.split("/")[0] for k in driver.figures.changes}),
             "rows_edited": targets,
-            "faults_injected": dict(injected),
+            "faults_injected": {**injected, "finance_down_seconds": self.outage_seconds},
             "retries": outcomes.get("Retry", 0) + outcomes.get("abandoned", 0),
             "sync_outcomes": outcomes,
             "driver_retries": dict(driver.figures.retries),
