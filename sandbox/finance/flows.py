@@ -363,6 +363,8 @@ class FlowAwareService(FinanceService):
     write with it puts the actual in dualsync's error store, named and replayable (docs/scenarios.md)."""
 
     def validate_row(self, ent: Entity, row: dict[str, Any], changed: set[str] | None = None) -> None:
+        if ent.entity_set == STAGING:
+            self._check_project_category(ent, row, changed)
         super().validate_row(ent, row, changed)
         if ent.entity_set != STAGING or not row.get("TransactionCurrencyId") or not row.get("AccountingDate"):
             return
@@ -378,6 +380,19 @@ class FlowAwareService(FinanceService):
                                 date_of(row["AccountingDate"]))
         except FlowProblem as exc:
             raise self._fail(ent, [f"Warning: {exc}"]) from None
+
+    def _check_project_category(self, ent: Entity, row: dict[str, Any], changed: set[str] | None) -> None:
+        """The staging relation to project categories, said the way import says it: which category is
+        missing in which legal entity (the generic relation message names neither the fix nor the company)."""
+        category = row.get("TransactionCategory")
+        if not category or (changed is not None and "TransactionCategory" not in changed):
+            return
+        company = str(row.get(COMPANY_FIELD) or self.options.default_company)
+        flows = FinanceFlows(self.schema, self.store)
+        if flows._one("ProjectCategories", dataAreaId=company.lower(), CategoryId=category) is None:
+            raise self._fail(ent, [
+                f"Warning: Project category '{category}' does not exist in legal entity {company.upper()}. Create "
+                f"a project category for shared category '{category}' in {company.upper()}, then replay the actual."])
 
 
 __all__ = ["FinanceFlows", "FlowAwareService", "FlowProblem", "FlowReport"]

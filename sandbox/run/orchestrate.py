@@ -30,12 +30,14 @@ class SandboxOptions:
     settle_timeout: float = 180.0
     # scheduled retries (a child waiting for its parent) come due within this many seconds
     retry_horizon: float = 60.0
+    # business-flow scenarios run after the live changes (sandbox/scenarios): None = all, [] = none
+    scenarios: list[str] | None = None
 
 
 @dataclass
 class SandboxResult:
     report: dict[str, Any]
-    converged: bool
+    converged: bool  # every map converged and every scenario passed
     timeline: list[tuple[str, float]] = field(default_factory=list)
 
 
@@ -147,19 +149,39 @@ class Sandbox:
                 await ops.replay(error["id"])
             await settle(horizon=self.options.retry_horizon)
 
+            scenarios = await self._scenarios(env, ops, settle)
+
             self.step("reconciling every map")
             drifts = await Reconciler(ctx).run()
             error_counts = await _error_counts(ops)
             report = build_report(self.options, env, initial.as_dict(), drifts, error_counts, driver,
                                   env.host.stats(), self.timeline)
+            report["scenarios"] = {name: r.as_dict() for name, r in scenarios.items()}
             converged = all(m["converged"] for m in report["maps"].values())
-            self.step("done: every map converged" if converged else "done: some maps did NOT converge")
-            return SandboxResult(report, converged, self.timeline)
+            passed = all(r.passed for r in scenarios.values())
+            self.step(("done: every map converged" if converged else "done: some maps did NOT converge")
+                      + ("" if passed else "; some scenarios FAILED"))
+            return SandboxResult(report, converged and passed, self.timeline)
         finally:
             await driver.close()
             await registry.aclose()
             await transport.close()
             await state.close()
+
+    async def _scenarios(self, env: Environment, ops: Any, settle: Callable[[float], Any]) -> dict[str, Any]:
+        """The business-flow scenarios, through the same host, broker and emulators (sandbox/scenarios)."""
+        from sandbox.scenarios import run_scenarios, select
+        from sandbox.scenarios.pipeline import DataverseApi, FinanceApi, Pipeline
+
+        if not select(self.options.scenarios):
+            return {}
+        pipeline = Pipeline(DataverseApi(env.dataverse.url, env.token), FinanceApi(env.finance.url, env.token),
+                            settle, ops, dv=env.dv, fo=env.fo, host=env.host)
+        pipeline.subscribe_finance_events([m.finance.entity_set for m in ops.catalog])
+        try:
+            return await run_scenarios(pipeline, self.options.scenarios, self.step)
+        finally:
+            await pipeline.close()
 
 
 def _drain_dataverse(env: Environment, timeout: float = 30.0) -> None:
