@@ -23,12 +23,16 @@ def register(app: typer.Typer) -> None:
                                      help="folder for the run's SQLite files and host keys (wiped first)"),
         timeout: float = typer.Option(180.0, "--timeout", min=5, help="seconds to wait for the pipeline to drain"),
         quiet: bool = typer.Option(False, "--quiet", help="no progress bars, only the final table"),
+        scenario: list[str] | None = typer.Option(
+            None, "--scenario", help="run only this business-flow scenario (repeatable; 'none' for none; "
+                                     "default: all of them, see docs/scenarios.md)"),
     ) -> None:
         """Run the whole sync locally: emulators with demo data, broker, dev host, initial sync of every
         map, live changes in both systems (a child before its parent, a bad value replayed after a fix),
-        then reconcile. Exit 0 only if every map converged.
+        the Project Operations business-flow scenarios, then reconcile. Exit 0 only if every map converged
+        and every scenario passed.
 
-        Example: dualsync sandbox --rows 2000 --report sandbox-report.json
+        Example: dualsync sandbox --rows 2000 --report sandbox-report.json --scenario expense
         """
         from rich.console import Console
         from rich.progress import (
@@ -41,6 +45,12 @@ def register(app: typer.Typer) -> None:
         )
 
         from sandbox.run.orchestrate import Sandbox, SandboxOptions
+        from sandbox.scenarios import UnknownScenario, select
+
+        try:
+            select(scenario or None)
+        except UnknownScenario as exc:
+            raise typer.BadParameter(str(exc), param_hint="--scenario") from None
 
         console = Console(stderr=True, quiet=quiet)
         logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -58,7 +68,8 @@ def register(app: typer.Typer) -> None:
         def on_step(text: str) -> None:
             console.print(f"[bold]>[/bold] {text}")
 
-        options = SandboxOptions(rows=rows, seed=seed, workdir=workdir, settle_timeout=timeout)
+        options = SandboxOptions(rows=rows, seed=seed, workdir=workdir, settle_timeout=timeout,
+                                 scenarios=list(scenario) if scenario else None)
         with bars:
             result = Sandbox(options, step=on_step, progress=on_progress).run()
         _print_table(result.report)
@@ -82,3 +93,13 @@ def _print_table(report: dict[str, Any]) -> None:
                       f"{m['missing']}/{m['extra']}/{m['different']}")
     # not a terminal (CI logs, a pipe): wide enough that no map name is cut
     Console(width=None if sys.stdout.isatty() else 160).print(table)
+    if report.get("scenarios"):
+        flows = Table(title="business-flow scenarios")
+        for column in ("scenario", "passed", "checks", "first failed check"):
+            flows.add_column(column)
+        for name, sc in report["scenarios"].items():
+            failed = [c for c in sc["checks"] if not c["passed"]]
+            first = f"{failed[0]['name']}: {failed[0]['detail'][:120]}" if failed else ""
+            flows.add_row(name, "yes" if sc["passed"] else "[red]NO[/red]",
+                          f"{len(sc['checks']) - len(failed)}/{len(sc['checks'])}", first)
+        Console(width=None if sys.stdout.isatty() else 160).print(flows)
