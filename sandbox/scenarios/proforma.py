@@ -7,6 +7,7 @@ result come back to Dataverse."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from sandbox.dataverse.flows import CLASS_TIME, PROFORMA_CONFIRMED, TYPE_BILLED, TYPE_COST, TYPE_UNBILLED
 from sandbox.scenarios.actuals import connect, new_actual, staged
@@ -27,7 +28,7 @@ async def run(p: Pipeline, c: Checks) -> None:
     await p.finance.patch("ProjCDSProjectContracts", {"dataAreaId": pr.area, "ProjectContractID": contract["ordernumber"]},
                           {"SalesTaxGroup": group})
     cur = await currency_id(p, pr.accounting_currency)
-    common = dict(classification=CLASS_TIME, quantity=4.0, currency_id=cur,
+    common: dict[str, Any] = dict(classification=CLASS_TIME, quantity=4.0, currency_id=cur,
                   category_id=await category_id(p, "Standard time"), task_id=None, date=pr.start)
     cost = await new_actual(p, pr, ttype=TYPE_COST, price=90.0, description="Scenario billable time: cost", **common)
     sales = await new_actual(p, pr, ttype=TYPE_UNBILLED, price=150.0, description="Scenario billable time",

@@ -4,6 +4,8 @@ amount through the exchange rate) -> written back to the Dataverse actuals."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sandbox.dataverse.flows import CLASS_TIME, TYPE_COST, TYPE_UNBILLED
 from sandbox.scenarios.actuals import (
     Expected,
@@ -29,7 +31,7 @@ async def run(p: Pipeline, c: Checks) -> None:
     leaves, _ = await tasks(p, pr.id)
     currency = other_currency(pr.accounting_currency)  # a real exchange rate, not 1
     cur, cat, date = await currency_id(p, currency), await category_id(p, "Standard time"), pr.start
-    common = dict(classification=CLASS_TIME, quantity=8.0, currency_id=cur, category_id=cat,
+    common: dict[str, Any] = dict(classification=CLASS_TIME, quantity=8.0, currency_id=cur, category_id=cat,
                   task_id=leaves[0]["msdyn_projecttaskid"] if leaves else None, date=date)
     cost = await new_actual(p, pr, ttype=TYPE_COST, price=100.0, description="Scenario time: cost", **common)
     sales = await new_actual(p, pr, ttype=TYPE_UNBILLED, price=160.0, description="Scenario time: unbilled sales",
