@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from shared.state.scrub import MASK, is_secret_key, scrub
@@ -15,7 +17,6 @@ from shared.state.scrub import MASK, is_secret_key, scrub
         "PASSWORD",
         "token",
         "access_token",
-        "key",
         "ConnectionString",
         "AzureWebJobsStorage_connection_string",
         "SharedAccessKey",
@@ -30,7 +31,7 @@ def test_secret_names_are_masked(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["name", "map", "record_key", "msdyn_projectid", "$deltatoken", "skiptoken", "keys_count"]
+    "name", ["name", "map", "key", "record_key", "msdyn_projectid", "$deltatoken", "skiptoken", "keys_count"]
 )
 def test_ordinary_names_are_kept(name: str) -> None:
     assert not is_secret_key(name)
@@ -71,4 +72,18 @@ def test_key_value_pairs_keep_their_names_and_mask_secret_values() -> None:
     attributes = out["InputParameters"][0]["value"]["Attributes"]
     assert attributes == [{"key": "msdyn_subject", "value": "Office move"}, {"key": "client_secret", "value": MASK}]
     assert out["SharedVariables"] == context["SharedVariables"]
-    assert scrub({"key": "Zm9vYmFy"}) == {"key": MASK}  # a lone "key" member is still a secret
+    assert scrub({"key": "P-1"}) == {"key": "P-1"}  # a lone "key" is a record key (notifications), kept
+
+
+def test_a_kept_notification_stays_replayable() -> None:
+    # the error store keeps the scrubbed notification; replay parses it back
+    from datetime import UTC, datetime
+
+    from shared.catalog.models import Side
+    from shared.events.notification import ChangeNotification, Operation, Origin
+
+    note = ChangeNotification(map="expenses", source=Side.FINANCE, record_id=None, key='["USPM","EXP-1"]',
+                              operation=Operation.UPDATE, time=datetime(2026, 1, 1, tzinfo=UTC),
+                              origin=Origin.WEBHOOK)
+    kept = scrub(json.loads(note.to_message().body))
+    assert ChangeNotification.from_message(json.dumps(kept).encode()) == note
