@@ -46,7 +46,8 @@ class Endpoint:
     legal_entities: frozenset[str] | None = None  # upper-case ids; None = all
     business_event_ids: frozenset[str] | None = None
     queue: asyncio.Queue[tuple[bytes, dict[str, str]]] | None = field(default=None, repr=False)
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list, repr=False)
+    loop: asyncio.AbstractEventLoop | None = field(default=None, repr=False)
 
     def wants(self, event_id: str, legal_entity: str) -> bool:
         return ((self.legal_entities is None or legal_entity in self.legal_entities)
@@ -88,8 +89,10 @@ def build_event(change: Change, default_company: str, now: datetime | None = Non
 
 class BusinessEvents:
     def __init__(self, default_company: str, retry_count: int = 3, retry_wait: float = 1.0,
-                 timeout: float = 10.0) -> None:
+                 timeout: float = 10.0, workers: int = 8) -> None:
         self.default_company = default_company
+        # Finance's batch dispatch sends several events at once, in no promised order
+        self.workers = workers
         self.retry_count, self.retry_wait, self.timeout = retry_count, retry_wait, timeout
         self.endpoints: dict[str, Endpoint] = {}
         self.counters: Counter[str] = Counter()
@@ -114,9 +117,28 @@ class BusinessEvents:
 
     def unregister(self, endpoint_id: str) -> bool:
         ep = self.endpoints.pop(endpoint_id, None)
-        if ep is not None and ep.task is not None:
-            ep.task.cancel()
-        return ep is not None
+        if ep is None:
+            return False
+        if ep.loop is None or ep.loop.is_closed():
+            return True
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is ep.loop:
+            self._drop(ep)
+        else:  # called from another thread: stop the workers on their own loop
+            ep.loop.call_soon_threadsafe(self._drop, ep)
+        return True
+
+    def _drop(self, ep: Endpoint) -> None:
+        """On the server loop: stop the endpoint's workers; its queued events are dropped, not left pending."""
+        for task in ep.tasks:
+            task.cancel()
+        if ep.queue is not None:
+            with self._lock:
+                self._pending -= ep.queue.qsize()
+            ep.queue = None
 
     def clear(self) -> None:
         for eid in list(self.endpoints):
@@ -139,15 +161,15 @@ class BusinessEvents:
                     continue
                 if ep.queue is None:
                     ep.queue = asyncio.Queue()
-                    ep.task = asyncio.get_running_loop().create_task(self._worker(ep))
+                    ep.loop = asyncio.get_running_loop()
+                    ep.tasks = [ep.loop.create_task(self._worker(ep, ep.queue)) for _ in range(self.workers)]
                 with self._lock:
                     self._pending += 1
                 ep.queue.put_nowait((body, props))
 
-    async def _worker(self, ep: Endpoint) -> None:
-        assert ep.queue is not None
+    async def _worker(self, ep: Endpoint, queue: asyncio.Queue[tuple[bytes, dict[str, str]]]) -> None:
         while True:
-            body, props = await ep.queue.get()
+            body, props = await queue.get()
             try:
                 for attempt in range(self.retry_count + 1):
                     if await self._send(ep, body, props):

@@ -146,7 +146,7 @@ def test_missing_related_record_fails_validate_write(client: httpx.Client, emula
               "AccountingDate": "2024-01-31", "Quantity": 1, "Amount": 10.5, "TransactionCurrencyId": "USD",
               "TransactionCategory": "Hotel"}
     bad = client.post("/ProjCDSActualsImports", json=actual)
-    assert bad.status_code == 400 and "related table 'Project categories (ProjCategory)'" in infolog(bad)
+    assert bad.status_code == 400 and "Project category 'Hotel' does not exist in legal entity USMF" in infolog(bad)
     good = client.post("/ProjCDSActualsImports", json={**actual, "TransactionCategory": "Travel"})
     assert good.status_code == 201 and good.json()["Amount"] == 10.5
     # an update pointing a lookup at a missing row fails the same way

@@ -121,3 +121,48 @@ def test_endpoints_over_the_control_api(server: RunningServer, emulator: Finance
         assert admin.post("/_emulator/endpoints", json={"url": "ftp://x"}).status_code == 400
         assert admin.post("/data/Currencies", json={"CurrencyCode": "JPY", "Name": "Yen"}).status_code == 201
     assert emulator.wait_for_events(5) and len(rec.bodies) == 1
+
+
+def test_events_are_sent_several_at_a_time(client: httpx.Client, emulator: FinanceEmulator) -> None:
+    import asyncio
+
+    in_flight, peak = 0, 0
+    lock = threading.Lock()
+
+    async def slow(body: bytes, props: dict[str, str]) -> None:
+        nonlocal in_flight, peak
+        with lock:
+            in_flight += 1
+            peak = max(peak, in_flight)
+        await asyncio.sleep(0.05)
+        with lock:
+            in_flight -= 1
+
+    emulator.register_endpoint(publish=slow)
+    for i in range(16):
+        assert client.post("/Currencies", json={"CurrencyCode": f"C{i:02d}", "Name": f"c{i}"}).status_code == 201
+    assert emulator.wait_for_events(10)
+    assert emulator.stats()["events"]["delivered"] == 16 and peak > 1
+
+
+def test_removing_an_endpoint_drops_its_queued_events(client: httpx.Client, emulator: FinanceEmulator) -> None:
+    import time
+
+    release = threading.Event()
+
+    async def stuck(body: bytes, props: dict[str, str]) -> None:
+        import asyncio
+
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+
+    endpoint = emulator.register_endpoint(publish=stuck)
+    for i in range(20):
+        client.post("/Currencies", json={"CurrencyCode": f"D{i:02d}", "Name": f"d{i}"})
+    assert emulator.stats()["events"]["pending"] > 0
+    emulator.unregister_endpoint(endpoint)  # from this (another) thread, as the sandbox does
+    deadline = time.monotonic() + 5
+    while emulator.stats()["events"]["pending"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    release.set()
+    assert emulator.stats()["events"]["pending"] == 0  # nothing left waiting forever
