@@ -33,8 +33,8 @@ def app_settings(workdir: Path, dataverse_url: str, finance_url: str, token: str
         "DUALSYNC_STATE_SQLITE_PATH": str(workdir / "state.sqlite"),
         "DUALSYNC_TRANSPORT": "local",
         "DUALSYNC_BROKER_PATH": str(workdir / "broker.sqlite"),
-        # The run is short: polling every 5 minutes would never fire; a missed webhook is still caught.
-        "DUALSYNC_PULL_SCHEDULE": "*/20 * * * * *",
+        # Polling every 2 minutes: a long run still catches a missed webhook, a short one is not kept busy.
+        "DUALSYNC_PULL_SCHEDULE": "0 */2 * * * *",
     }
 
 
@@ -47,6 +47,8 @@ class Environment:
     demo_rows: dict[str, int]
     host: Any = None
     _endpoints: dict[str, str] = field(default_factory=dict)
+    _dataverse_tables: list[str] | None = None
+    _finance_events: list[str] | None = None
 
     @property
     def dv(self) -> Any:
@@ -75,13 +77,20 @@ class Environment:
         return self.host
 
     def connect_notifications(self) -> None:
-        """Point Dataverse's webhook and Finance's business events at the host, with the function key."""
+        """Point Dataverse's webhook and Finance's business events at the host, with the function key,
+        for the tables and entities the catalog maps (as an administrator registers the steps and
+        activates the business events): unmapped ones would only be refused and retried."""
         assert self.host is not None, "start the host first"
-        self._endpoints["dataverse"] = self.dv.register_webhook(
-            f"{self.host.url}/api/dataverse/webhook", auth="webhookkey",
-            auth_values={"code": self.host.function_key})
+        from shared.runtime import get_runtime
+
+        catalog = get_runtime().catalog
+        self._dataverse_tables = sorted({m.dataverse.table for m in catalog})
+        self._finance_events = sorted({self.fo.entity(m.finance.entity_set).business_event_id(op)
+                                       for m in catalog for op in ("Create", "Update", "Delete")})
+        self.release_dataverse()
         self._endpoints["finance"] = self.fo.register_endpoint(
-            url=f"{self.host.url}/api/finance/events?code={self.host.function_key}")
+            url=f"{self.host.url}/api/finance/events?code={self.host.function_key}",
+            business_event_ids=self._finance_events)
 
     def hold_dataverse(self) -> None:
         """Stop Dataverse notifications (what an unregistered step does); changes meanwhile are not sent."""
@@ -92,7 +101,7 @@ class Environment:
     def release_dataverse(self) -> None:
         assert self.host is not None
         self._endpoints["dataverse"] = self.dv.register_webhook(
-            f"{self.host.url}/api/dataverse/webhook", auth="webhookkey",
+            f"{self.host.url}/api/dataverse/webhook", tables=self._dataverse_tables, auth="webhookkey",
             auth_values={"code": self.host.function_key})
 
     def stop(self) -> None:
