@@ -193,6 +193,10 @@ def _type_tag(v: Any) -> tuple[str, Any]:
         return ("bool", v)
     if isinstance(v, int | float):
         return ("num", float(v))
+    if isinstance(v, list | dict):
+        # JSON arrays and objects are never in a value table (its keys are scalars) and cannot be
+        # hashed: tag them with a key no table holds, so they fail as "value not in the value map"
+        return ("unhashable", _MISSING)
     return (type(v).__name__, v)
 
 

@@ -95,14 +95,12 @@ VALUE_MAPPED = [(name, source) for name, cm in sorted(compiled().items()) for so
                 if value_map_columns(cm, source) & set(columns(cm, source))]
 
 
-# Found by this suite, in shared/mapping/compiler.py (not this suite's to fix): a value-map field given a
-# list or an object raises TypeError (unhashable: the value table is looked up with the value itself)
-# instead of MappingError. Strict: once the engine is fixed this passes and the marker must go.
-@pytest.mark.xfail(strict=True, raises=TypeError, reason="value map lookup of a list/object raises TypeError")
+# Found by this suite: a value-map field given a list or an object raised TypeError (unhashable) instead
+# of MappingError; the engine now tags such values so they fail as "value not in the value map".
 def test_a_value_map_field_given_a_list_or_an_object_fails_with_a_mapping_error():
     assert VALUE_MAPPED
 
-    # no shrinking (the failure is known), and one error rather than a group of them
+    # one error rather than a group of them, should it come back
     @settings(HOSTILE, max_examples=100, phases=[Phase.explicit, Phase.generate], report_multiple_bugs=False)
     @given(case=st.sampled_from(VALUE_MAPPED), data=st.data())
     def check(case: tuple[str, Side], data: st.DataObject) -> None:
