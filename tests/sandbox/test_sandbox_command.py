@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.timeout(900)  # one whole sandbox run; about 20 s on an idle 2-core machine
 
 
 @pytest.fixture(scope="module")
