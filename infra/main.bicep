@@ -86,6 +86,9 @@ param maxConcurrency int = 16
 param batchSize int = 100
 param maxBodyBytes int = 1048576
 param pullSchedule string = '0 */5 * * * *'
+param pullBudgetSeconds int = 240
+param pullMaxRows int = 50000
+param pullOverlapSeconds int = 300
 param pageSize int = 5000
 param initialSyncConcurrency int = 4
 param stateTablePrefix string = 'dualsync'
@@ -350,6 +353,9 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DUALSYNC_SERVICEBUS_NAMESPACE: serviceBus.outputs.fullyQualifiedNamespace
     DUALSYNC_MAX_BODY_BYTES: string(maxBodyBytes)
     DUALSYNC_PULL_SCHEDULE: pullSchedule
+    DUALSYNC_PULL_BUDGET_SECONDS: string(pullBudgetSeconds)
+    DUALSYNC_PULL_MAX_ROWS: string(pullMaxRows)
+    DUALSYNC_PULL_OVERLAP_SECONDS: string(pullOverlapSeconds)
     DUALSYNC_PAGE_SIZE: string(pageSize)
     DUALSYNC_INITIAL_SYNC_CONCURRENCY: string(initialSyncConcurrency)
     DUALSYNC_TELEMETRY_ENABLED: telemetryEnabled ? 'true' : 'false'
