@@ -157,9 +157,8 @@ def backlog_probe(settings: Settings, transport: Transport) -> BacklogProbe:
         if settings.servicebus_namespace:
             from azure.identity.aio import DefaultAzureCredential
 
-            from shared.transport.factory import identity_kwargs
 
-            credential = DefaultAzureCredential(**identity_kwargs(settings))
+            credential = DefaultAzureCredential(**settings.azure_credential_kwargs())
             return ServiceBusProbe(ServiceBusAdministrationClient(settings.servicebus_namespace, credential))
     return TransportProbe(transport)
 

@@ -151,6 +151,14 @@ class Settings(BaseSettings):
             raise ValueError("give the environment root URL without a path")
         return v
 
+    def azure_credential_kwargs(self) -> dict[str, str]:
+        """``DefaultAzureCredential`` arguments for Azure resources (Table Storage, Service Bus): ``client_id``
+        names a user-assigned identity only in managed_identity mode; in client_secret/certificate mode it is
+        the app registration's id, which the credential would wrongly try as a managed identity."""
+        if self.auth_mode is AuthMode.MANAGED_IDENTITY and self.client_id:
+            return {"managed_identity_client_id": self.client_id}
+        return {}
+
     def check_auth(self) -> list[str]:
         """Cross-field rules pydantic cannot express per field."""
         need: dict[AuthMode, tuple[str, ...]] = {

@@ -34,7 +34,7 @@ def create_state_store(settings: Settings, *, table_prefix: str = "dualsync") ->
     if settings.state_table_endpoint:
         from azure.identity.aio import DefaultAzureCredential
 
-        credential = DefaultAzureCredential(**identity_kwargs(settings))
+        credential = DefaultAzureCredential(**settings.azure_credential_kwargs())
         return TableStateStore.from_endpoint(settings.state_table_endpoint, credential, prefix=table_prefix)
     host_storage = os.environ.get("AzureWebJobsStorage")  # noqa: SIM112 - the host's own name
     if host_storage:
@@ -44,13 +44,3 @@ def create_state_store(settings: Settings, *, table_prefix: str = "dualsync") ->
         "or AzureWebJobsStorage"
     )
 
-
-def identity_kwargs(settings: Settings) -> dict[str, str]:
-    """``DefaultAzureCredential`` arguments: ``client_id`` names a user-assigned identity only in
-    managed_identity mode; in client_secret/certificate mode it is the app registration's id, which
-    the credential would wrongly try as a managed identity."""
-    from shared.settings import AuthMode
-
-    if settings.auth_mode is AuthMode.MANAGED_IDENTITY and settings.client_id:
-        return {"managed_identity_client_id": settings.client_id}
-    return {}

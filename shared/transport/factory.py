@@ -37,17 +37,7 @@ def create_transport(
     if servicebus_namespace:
         from azure.identity.aio import DefaultAzureCredential
 
-        credential = DefaultAzureCredential(**identity_kwargs(settings))
+        credential = DefaultAzureCredential(**settings.azure_credential_kwargs())
         return ServiceBusTransport.from_namespace(servicebus_namespace, credential, topics=topics)
     raise ValueError("DUALSYNC_TRANSPORT=servicebus needs a Service Bus connection string or namespace")
 
-
-def identity_kwargs(settings: Settings) -> dict[str, str]:
-    """``DefaultAzureCredential`` arguments: ``client_id`` names a user-assigned identity only in
-    managed_identity mode; in client_secret/certificate mode it is the app registration's id, which
-    the credential would wrongly try as a managed identity."""
-    from shared.settings import AuthMode
-
-    if settings.auth_mode is AuthMode.MANAGED_IDENTITY and settings.client_id:
-        return {"managed_identity_client_id": settings.client_id}
-    return {}
