@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
 from shared.connectors import batch, batching
-from shared.connectors.auth import TokenProvider, token_provider
+from shared.connectors.auth import TokenProvider
 from shared.connectors.errors import (
     ConnectorError,
     DeltaTokenExpired,
@@ -24,7 +24,6 @@ from shared.connectors.errors import (
 from shared.connectors.http import ServiceClient
 from shared.connectors.odata import Key, entity_path, key_segment, query_string
 from shared.connectors.paging import follow_pages
-from shared.connectors.retry import RetryPolicy
 from shared.connectors.writes import Delete, Upsert, Write, WriteResult
 from shared.settings import Settings
 
@@ -74,14 +73,8 @@ class DataverseConnector:
     @classmethod
     def from_settings(cls, settings: Settings, *, tokens: TokenProvider | None = None) -> DataverseConnector:
         """The connector for the process: shared pooled client and limiter for this environment."""
-        root = str(settings.dataverse_url).rstrip("/")
-        http = ServiceClient(
-            service=Service.DATAVERSE,
-            service_root=f"{root}/{API_PATH}",
-            tokens=tokens or token_provider(settings, root),
-            retry=RetryPolicy(settings.retry_budget_seconds),
-            timeout=settings.http_timeout_seconds,
-            max_concurrency=settings.max_concurrency,
+        http = ServiceClient.from_settings(
+            settings, Service.DATAVERSE, settings.dataverse_url, API_PATH, tokens=tokens,
             headers={"If-None-Match": "null"},  # always read the current row, never a cached one
         )
         return cls(http, batch_size=settings.batch_size)

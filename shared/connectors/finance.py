@@ -9,12 +9,11 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from shared.connectors import batch, batching
-from shared.connectors.auth import TokenProvider, token_provider
+from shared.connectors.auth import TokenProvider
 from shared.connectors.errors import Conflict, ConnectorError, NotFound, Service, classify
 from shared.connectors.http import ServiceClient
 from shared.connectors.odata import entity_path, query_string
 from shared.connectors.paging import follow_pages
-from shared.connectors.retry import RetryPolicy
 from shared.connectors.writes import Delete, Upsert, Write, WriteResult
 from shared.settings import Settings
 
@@ -33,15 +32,7 @@ class FinanceConnector:
 
     @classmethod
     def from_settings(cls, settings: Settings, *, tokens: TokenProvider | None = None) -> FinanceConnector:
-        root = str(settings.finance_url).rstrip("/")
-        http = ServiceClient(
-            service=Service.FINANCE,
-            service_root=f"{root}/{DATA_PATH}",
-            tokens=tokens or token_provider(settings, root),
-            retry=RetryPolicy(settings.retry_budget_seconds),
-            timeout=settings.http_timeout_seconds,
-            max_concurrency=settings.max_concurrency,
-        )
+        http = ServiceClient.from_settings(settings, Service.FINANCE, settings.finance_url, DATA_PATH, tokens=tokens)
         return cls(http, default_company=settings.finance_default_company, batch_size=settings.batch_size)
 
     def _row_url(self, entity_set: str, key: CompositeKey) -> str:

@@ -17,10 +17,11 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from shared.connectors.auth import TokenProvider
+from shared.connectors.auth import TokenProvider, token_provider
 from shared.connectors.concurrency import AdaptiveLimiter
 from shared.connectors.errors import ConnectorError, ForeignLink, Service, Throttled, Transient, classify
 from shared.connectors.retry import RetryPolicy
+from shared.settings import Settings
 
 log = logging.getLogger("dualsync.connectors")
 
@@ -131,6 +132,16 @@ class ServiceClient:
         self._limiter = limiter
         self._pool_args = {"timeout": timeout, "max_concurrency": max_concurrency}
         self.headers = {**ODATA_HEADERS, **(headers or {})}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, service: Service, environment_url: object, api_path: str, *,
+                      tokens: TokenProvider | None = None, headers: Mapping[str, str] | None = None) -> ServiceClient:
+        """The process's client for one environment: token scope, retry budget, timeout and concurrency
+        ceiling from settings; pooled connections shared by every connector of that environment."""
+        root = str(environment_url).rstrip("/")
+        return cls(service=service, service_root=f"{root}/{api_path}", tokens=tokens or token_provider(settings, root),
+                   retry=RetryPolicy(settings.retry_budget_seconds), timeout=settings.http_timeout_seconds,
+                   max_concurrency=settings.max_concurrency, headers=headers)
 
     @property
     def client(self) -> httpx.AsyncClient:
