@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
-from shared.sqlite import connect_wal
+from shared.sqlite import SqliteFile
 
 from .errorlog import merge_error, payload_json
 from .errors import ConcurrencyError, NotFoundError
@@ -72,8 +72,10 @@ def _new_etag() -> str:
     return uuid.uuid4().hex
 
 
-class SqliteStateStore:
+class SqliteStateStore(SqliteFile):
     """:class:`~shared.state.base.StateStore` in one SQLite file."""
+
+    SCHEMA = _SCHEMA
 
     def __init__(self, path: str | Path, *, busy_timeout_seconds: float = 30.0):
         self.path = Path(path)
@@ -82,25 +84,6 @@ class SqliteStateStore:
         self._lock = threading.Lock()  # one connection, used by one worker thread at a time
 
     # --- plumbing ---------------------------------------------------------------------------------
-    async def open(self) -> None:
-        await asyncio.to_thread(self._open_sync)
-
-    def _open_sync(self) -> None:
-        if self._conn is not None:
-            return
-        self._conn = connect_wal(self.path, busy_timeout=self._busy_timeout, schema=_SCHEMA)
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await asyncio.to_thread(conn.close)
-
-    async def __aenter__(self) -> SqliteStateStore:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from shared.sqlite import connect_wal
+from shared.sqlite import SqliteFile
 
 from ..errors import (
     EntityNotFoundError,
@@ -124,7 +124,9 @@ class EntityInfo:
     filter: str | None
 
 
-class LocalBroker:
+class LocalBroker(SqliteFile):
+    SCHEMA = _SCHEMA
+
     def __init__(
         self,
         path: str | Path,
@@ -149,25 +151,6 @@ class LocalBroker:
         self._sql_filters: dict[str, SqlFilter] = {}
 
     # --- plumbing -----------------------------------------------------------------------------------
-    async def open(self) -> None:
-        await asyncio.to_thread(self._open_sync)
-
-    def _open_sync(self) -> None:
-        if self._conn is not None:
-            return
-        self._conn = connect_wal(self.path, busy_timeout=self._busy_timeout, schema=_SCHEMA)
-
-    async def close(self) -> None:
-        if self._conn is not None:
-            conn, self._conn = self._conn, None
-            await asyncio.to_thread(conn.close)
-
-    async def __aenter__(self) -> LocalBroker:
-        await self.open()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
 
     async def _run(self, fn: Callable[[sqlite3.Connection, float], T], *, write: bool = True) -> T:
         if self._conn is None:
