@@ -199,6 +199,18 @@ class DevHost:
             snapshot["timers_next_run"] = {k: v.isoformat() for k, v in sorted(self._timers.next_run.items())}
         return snapshot
 
+    def running_tasks(self, limit: int = 40) -> list[str]:
+        """The host loop's tasks other than its own receive loops, each with where it is awaiting: what
+        a caller prints when the host does not go idle (call it on the host's loop)."""
+        lines: list[str] = []
+        for task in asyncio.all_tasks():
+            if task.get_name().startswith("sb-") or task is asyncio.current_task():
+                continue
+            frames = task.get_stack(limit=8)
+            where = " <- ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in reversed(frames)) or "?"
+            lines.append(f"{task.get_name()}: {where}")
+        return sorted(lines)[:limit]
+
     # --- idle ---------------------------------------------------------------------------------------
     def _in_flight(self) -> int:
         return ((self._bus.in_flight if self._bus else 0) + (self._http.in_flight if self._http else 0)

@@ -40,6 +40,12 @@ class HostHandle:
     def idle_report(self, horizon: float = 1.0) -> dict[str, Any]:
         return dict(self._call(self.host.idle_report(horizon), 60))
 
+    def running_tasks(self) -> list[str]:
+        async def read() -> list[str]:
+            return self.host.running_tasks()
+
+        return list(self._call(read(), 30))
+
     def stats(self) -> dict[str, Any]:
         return self.host.stats()
 

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from sandbox.run.environment import DEFAULT_WORKDIR, Environment, start_environm
 from sandbox.run.live import LiveDriver
 
 Step = Callable[[str], None]
+log = logging.getLogger("dualsync.sandbox")
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Sandbox:
         self.started = time.perf_counter()
         self.timeline: list[tuple[str, float]] = []
         self.env: Environment | None = None
+        self.settle_timeouts = 0
 
     def step(self, text: str) -> None:
         self.timeline.append((text, round(time.perf_counter() - self.started, 2)))
@@ -70,7 +73,21 @@ class Sandbox:
             idle = env.host.wait_idle(timeout=max(1.0, deadline - time.monotonic()), horizon=horizon)
             if idle and not (env.dv.notifier.pending or env.fo.events.pending):
                 return True
+        self._report_busy(env)
         return False
+
+    def _report_busy(self, env: Environment) -> None:
+        """Why the run did not settle in time: what the host still holds and where its tasks wait."""
+        self.settle_timeouts += 1
+        try:
+            report = env.host.idle_report(horizon=1.0)
+            tasks = env.host.running_tasks()
+        except Exception as exc:  # the host itself is stuck: say so rather than hang here too
+            log.warning("not settled after %.0f s, and the host does not answer: %r", self.options.settle_timeout, exc)
+            return
+        log.warning("not settled after %.0f s: notifications pending dataverse=%d finance=%d; host %s; "
+                    "tasks: %s", self.options.settle_timeout, env.dv.notifier.pending, env.fo.events.pending,
+                    report, "; ".join(tasks) or "none")
 
     # --- the run ----------------------------------------------------------------------------------
 
@@ -157,6 +174,7 @@ class Sandbox:
             report = build_report(self.options, env, initial.as_dict(), drifts, error_counts, driver,
                                   env.host.stats(), self.timeline)
             report["scenarios"] = {name: r.as_dict() for name, r in scenarios.items()}
+            report["settle_timeouts"] = self.settle_timeouts
             converged = all(m["converged"] for m in report["maps"].values())
             passed = all(r.passed for r in scenarios.values())
             self.step(("done: every map converged" if converged else "done: some maps did NOT converge")
