@@ -181,6 +181,13 @@ _ops: Operations | None = None
 _lock = asyncio.Lock()
 
 
+def reset_operations() -> None:
+    """Forget the built Operations (see ``shared.process.forget_built_services``)."""
+    global _ops, _lock
+    _ops = None
+    _lock = asyncio.Lock()
+
+
 async def get_operations() -> Operations:
     """Operations over the sync service's own state store and transport (built once per process)."""
     global _ops

@@ -80,23 +80,20 @@ class ChaosResult:
 @contextlib.contextmanager
 def app_environment(settings: dict[str, str]) -> Iterator[None]:
     """This process's app settings for the run (the engine reads them), restored afterwards."""
-    from shared.runtime import get_runtime
-    from shared.settings import get_settings
+    from shared.process import forget_built_services
 
     saved = {k: v for k, v in os.environ.items() if k.startswith("DUALSYNC_")}
     for k in saved:
         del os.environ[k]
     os.environ.update(settings)
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
+    forget_built_services()
     try:
         yield
     finally:
         for k in [k for k in os.environ if k.startswith("DUALSYNC_")]:
             del os.environ[k]
         os.environ.update(saved)
-        get_settings.cache_clear()
-        get_runtime.cache_clear()
+        forget_built_services()
 
 
 class ChaosRun:

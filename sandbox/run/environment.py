@@ -49,6 +49,7 @@ class Environment:
     _endpoints: dict[str, str] = field(default_factory=dict)
     _dataverse_tables: list[str] | None = None
     _finance_events: list[str] | None = None
+    _saved_environ: dict[str, str | None] = field(default_factory=dict)
 
     @property
     def dv(self) -> Any:
@@ -61,12 +62,12 @@ class Environment:
 
     def start_host(self, *, sessions: int = 8) -> Any:
         """Import the function app with this run's settings and host it (HTTP, broker, timers)."""
-        from shared.runtime import get_runtime
-        from shared.settings import get_settings
+        from shared.process import forget_built_services
 
-        os.environ.update(app_settings(self.workdir, self.dataverse.url, self.finance.url, self.token))
-        get_settings.cache_clear()
-        get_runtime.cache_clear()
+        settings = app_settings(self.workdir, self.dataverse.url, self.finance.url, self.token)
+        self._saved_environ = {k: os.environ.get(k) for k in settings}
+        os.environ.update(settings)
+        forget_built_services()
         if str(PROJECT_ROOT) not in sys.path:  # the worker imports function_app.py from the script root
             sys.path.insert(0, str(PROJECT_ROOT))
         import function_app
@@ -105,10 +106,20 @@ class Environment:
             auth_values={"code": self.host.function_key})
 
     def stop(self) -> None:
+        from shared.process import forget_built_services
+
         if self.host is not None:
             self.host.stop()
         self.dataverse.stop()
         self.finance.stop()
+        # this run's settings and services must not outlive it in the process (tests run several)
+        for k, v in self._saved_environ.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        self._saved_environ = {}
+        forget_built_services()
 
 
 def start_environment(rows: int, seed: int, workdir: Path = DEFAULT_WORKDIR) -> Environment:

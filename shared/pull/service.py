@@ -81,6 +81,13 @@ _service: PullService | None = None
 _lock = asyncio.Lock()
 
 
+def reset_pull_service() -> None:
+    """Forget the built pull service (see ``shared.process.forget_built_services``)."""
+    global _service, _lock
+    _service = None
+    _lock = asyncio.Lock()
+
+
 async def get_pull_service() -> PullService:
     """The process-wide pull service, sharing the sync service's state store and transport."""
     global _service

@@ -118,11 +118,9 @@ async def _make_topic(path: Path, topic: str) -> None:
 @pytest.fixture(scope="module")
 def live_app(emulators: Any, app_functions: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveApp]:
     # app_functions first: it indexes the app (get_functions() may run once per app).
-    import shared.ops_http as ops_http
-    import shared.sync.factory as factory
     from sandbox.host import AppSettings, start_in_thread
+    from shared.process import forget_built_services
     from shared.runtime import get_runtime
-    from shared.settings import get_settings
 
     work = tmp_path_factory.mktemp("hostile")
     broker_path = work / "broker.sqlite"
@@ -144,11 +142,8 @@ def live_app(emulators: Any, app_functions: Any, tmp_path_factory: pytest.TempPa
     with pytest.MonkeyPatch.context() as mp:
         for name, value in env.items():
             mp.setenv(name, value)
-        # Process-wide singletons built from the previous settings (or on another event loop).
-        mp.setattr(factory, "_service", None)
-        mp.setattr(ops_http, "_ops", None)
-        get_settings.cache_clear()
-        get_runtime.cache_clear()
+        # Process-wide objects built from the previous settings (or on another event loop).
+        forget_built_services()
         import function_app
 
         topic = get_runtime().settings.change_topic
@@ -166,5 +161,4 @@ def live_app(emulators: Any, app_functions: Any, tmp_path_factory: pytest.TempPa
             handle.stop()
             root.removeHandler(keep)
             root.setLevel(old_level)
-    get_settings.cache_clear()
-    get_runtime.cache_clear()
+    forget_built_services()
