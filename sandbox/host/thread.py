@@ -74,6 +74,13 @@ def start_in_thread(app: func.FunctionApp, **options: Any) -> HostHandle:
         try:
             loop.run_forever()
         finally:
+            # Cancel what is still running (as asyncio.run does), so `async with` blocks and `finally`
+            # clauses run: a task dropped mid-way could leave a process-wide lock held for the next host.
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending, timeout=10))
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.close()
 

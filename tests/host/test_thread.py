@@ -45,3 +45,29 @@ def test_start_in_thread_serves_and_drains_for_a_synchronous_caller(tmp_path):
     assert "devhost" not in {t.name for t in threading.enumerate()} - before
     with pytest.raises(httpx.ConnectError):  # the server is gone with it
         httpx.get(handle.url + "/api/hello/x", timeout=2)
+
+
+def test_stopping_the_host_cancels_what_still_runs_so_its_locks_are_released(tmp_path):
+    import azure.functions as func
+
+    lock = asyncio.Lock()  # a process-wide lock, as the app's lazily built services use
+    entered = threading.Event()
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="hold", methods=["GET"])
+    async def hold(req: func.HttpRequest) -> func.HttpResponse:
+        async with lock:
+            entered.set()
+            await asyncio.sleep(3600)
+        return func.HttpResponse("never")
+
+    handle = start_in_thread(app, keys_path=tmp_path / "keys.json", broker_path=tmp_path / "broker.sqlite",
+                             timers=False, host_json=host_json(tmp_path), stop_grace=0.5)
+    caller = threading.Thread(target=lambda: httpx.get(handle.url + "/api/hold", timeout=30), daemon=True)
+    try:
+        caller.start()
+        assert entered.wait(20)
+        assert lock.locked()
+    finally:
+        handle.stop()
+    assert not lock.locked()  # the held request was cancelled, not dropped with its lock held
