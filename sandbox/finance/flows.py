@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sandbox.finance.schema import COMPANY_FIELD, Entity, Schema, parse_body_value
-from sandbox.finance.service import Change, FinanceService
+from sandbox.finance.service import Change, FinanceService, ODataRequest, ODataResponse
 from sandbox.finance.store import Store, q
 
 STAGING = "ProjCDSActualsImports"
@@ -357,10 +357,118 @@ class FinanceFlows:
             report.processed += 1
 
 
+# Finance's project transaction types: one shared category each per synced transaction category (po-maps.md §2)
+SHARED_CATEGORY_TYPES = ("Hour", "Expense", "Item", "Fee")
+# estimate staging entity -> (forecast entity, its key field in the staging row) (po-maps.md §3)
+FORECASTS = {"ProjCDSEstimateHours": ("ProjHourForecasts", "EstimateId"),
+             "ProjCDSEstimateExpensesImports": ("ProjExpenseForecasts", "EstimateLineId"),
+             "ProjCDSEstimateMaterialImports": ("ProjItemForecasts", "EstimateLineId")}
+
+
+FOLLOWED = {"ProjCDSCategories", "ProjCDSResourceRoles", "LegalEntities", *FORECASTS}
+
+
+class FinanceFollowUp(FinanceFlows):
+    """What Finance's entity logic does, in the same request, when dual-write writes setup or estimates:
+
+    - a transaction category (``ProjCDSCategories``) -> one shared category per transaction type;
+    - a resource role (``ProjCDSResourceRoles``) -> a company-specific role in every legal entity, and a
+      new legal entity gets every role;
+    - an estimate row (hour, expense, material staging) -> its hour, expense or item forecast; deleting
+      the estimate deletes the forecast.
+    """
+
+    def follow(self, changes: list[Change]) -> list[Change]:
+        report = FlowReport("follow-up")
+        for change in changes:
+            name = change.entity.entity_set
+            if name == "ProjCDSCategories" and change.operation != "Delete":
+                self._shared_categories(report, change.keys)
+            elif name == "ProjCDSResourceRoles" and change.operation != "Delete":
+                role = self._one(name, **change.keys)
+                for le in self._select("LegalEntities"):
+                    self._company_role(report, str(le["LegalEntityId"]).lower(), role)
+            elif name == "LegalEntities" and change.operation == "Create":
+                for role in self._select("ProjCDSResourceRoles"):
+                    self._company_role(report, str(change.keys["LegalEntityId"]).lower(), role)
+            elif name in FORECASTS:
+                self._forecast(report, change)
+        return report.changes
+
+    def _upsert(self, report: FlowReport, entity_set: str, key: dict[str, Any], values: dict[str, Any]) -> None:
+        row = self._one(entity_set, **key)
+        if row is None:
+            self._insert(report, entity_set, {**key, **values})
+        else:
+            self._update(report, entity_set, row, values)
+
+    def _shared_categories(self, report: FlowReport, key: dict[str, Any]) -> None:
+        category = self._one("ProjCDSCategories", **key)
+        if category is None:
+            return
+        for ttype in SHARED_CATEGORY_TYPES:
+            self._upsert(report, "ProjSharedCategories", {"CategoryId": category["CategoryId"], "TransactionType": ttype},
+                         {"CategoryName": category.get("Name"), "CanBeUsedInProject": "Yes",
+                          "CanBeUsedInExpense": "No", "IntegrationId": category.get("IntegrationId")})
+
+    def _company_role(self, report: FlowReport, company: str, role: dict[str, Any] | None) -> None:
+        if role is None:
+            return
+        self._upsert(report, "ProjResourceRoles", {COMPANY_FIELD: company, "ResourceRoleId": role["ResourceRoleId"]},
+                     {"Name": role.get("Name"), "IntegrationId": role.get("IntegrationId")})
+
+    def _forecast(self, report: FlowReport, change: Change) -> None:
+        target, id_field = FORECASTS[change.entity.entity_set]
+        key = {COMPANY_FIELD: change.keys[COMPANY_FIELD], "ForecastId": change.keys[id_field]}
+        if change.operation == "Delete":
+            row = self._one(target, **key)
+            if row is not None:
+                ent = self._ent(target)
+                self.store.delete(ent, key)
+                report.changes.append(Change(ent, "Delete", key, self.store.next_rv()))
+            return
+        est = self._one(change.entity.entity_set, **change.keys)
+        if est is None:
+            return
+        common = {"ProjectId": est.get("ProjectId"), "TaskId": est.get("TaskId")}
+        if target == "ProjHourForecasts":
+            hours = float(est.get("Duration") or 0)
+            cost, sales = est.get("PlannedCostAmount"), est.get("PlannedSalesAmount")
+            self._upsert(report, target, key, {
+                **common, "ModelId": est.get("ForecastModel"), "ResourceId": est.get("ResourceId"),
+                "ForecastDate": date_of(est.get("StartDate")) or None, "Hours": hours,
+                "CostAmount": cost, "SalesAmount": sales,
+                "CostPrice": round(float(cost) / hours, 2) if cost is not None and hours else None,
+                "SalesPrice": round(float(sales) / hours, 2) if sales is not None and hours else None,
+                "CurrencyCode": est.get("SalesCurrency"), "ExchangeRate": est.get("ExchangeRate")})
+            return
+        qty, price = float(est.get("Quantity") or 0), est.get("Price")
+        # a cost estimate prices the forecast's cost, a sales estimate its sales price (po-maps.md §3)
+        price_field = "CostPrice" if est.get("TransType") in (None, "Cost") else "SalesPrice"
+        values = {**common, "ModelId": est.get("ModelId"), "CategoryId": est.get("TransactionCategory"),
+                  "TransType": est.get("TransType"), "ForecastDate": date_of(est.get("DocumentDate")) or None,
+                  "Quantity": qty, price_field: price,
+                  "Amount": round(qty * float(price), 2) if price is not None else None,
+                  "CurrencyCode": est.get("CurrencyId")}
+        if target == "ProjExpenseForecasts":
+            values["ExchangeRate"] = est.get("ExchangeRate")
+        else:
+            values["ItemId"] = est.get("ItemId")
+        self._upsert(report, target, key, values)
+
+
 class FlowAwareService(FinanceService):
     """The OData service plus the one import precondition dualsync surfaces at the staging write: a
     missing exchange rate. Real Finance accepts the row and logs the error at import; answering the
     write with it puts the actual in dualsync's error store, named and replayable (docs/scenarios.md)."""
+
+    def handle(self, req: ODataRequest) -> ODataResponse:
+        resp = super().handle(req)
+        if resp.status < 400 and any(c.entity.entity_set in FOLLOWED for c in resp.changes):
+            # Finance's entity logic runs with the write; the derived rows emit their own events
+            with self.store.transaction():
+                resp.changes.extend(FinanceFollowUp(self.schema, self.store).follow(resp.changes))
+        return resp
 
     def validate_row(self, ent: Entity, row: dict[str, Any], changed: set[str] | None = None) -> None:
         if ent.entity_set == STAGING:
@@ -395,4 +503,4 @@ class FlowAwareService(FinanceService):
                 f"a project category for shared category '{category}' in {company.upper()}, then replay the actual."])
 
 
-__all__ = ["FinanceFlows", "FlowAwareService", "FlowProblem", "FlowReport"]
+__all__ = ["FinanceFlows", "FinanceFollowUp", "FlowAwareService", "FlowProblem", "FlowReport"]

@@ -1,6 +1,7 @@
 """Estimates (po-maps.md §3): hour, expense and material estimates are made in Dataverse only and land
 in Finance's estimate staging tables, from which Finance builds its forecasts. Created, changed and
-deleted in Dataverse; each change reaches Finance with amounts, currency and exchange rate."""
+deleted in Dataverse; each change reaches Finance with amounts, currency and exchange rate, and Finance
+keeps its hour, expense and item forecasts in step with the estimates."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from sandbox.dataverse.flows import CLASS_EXPENSE, CLASS_MATERIAL, TYPE_COST
 from sandbox.scenarios.lookup import category_id, currency_id, project_with_contract_line, tasks
 from sandbox.scenarios.pipeline import Pipeline
 from sandbox.scenarios.result import Checks
+
+# Finance's forecasts built from the estimate staging tables (po-maps.md §3)
+FORECASTS = {"expense": "ProjExpenseForecasts", "material": "ProjItemForecasts"}
 
 
 async def run(p: Pipeline, c: Checks) -> None:
@@ -56,6 +60,17 @@ async def run(p: Pipeline, c: Checks) -> None:
                  got.get("Price"), got.get("CurrencyId")),
                 (pr.number, category, "Cost", 3.0, 125.0, pr.accounting_currency))
 
+    forecast = await p.finance.find("ProjHourForecasts", {"dataAreaId": pr.area, "ForecastId": hours}) or {}
+    c.equal("Finance hour forecast from the estimate: project, task, hours, cost, sales, currency",
+            (forecast.get("ProjectId"), forecast.get("TaskId"), forecast.get("Hours"), forecast.get("CostAmount"),
+             forecast.get("SalesAmount"), forecast.get("CurrencyCode")),
+            (pr.number, task, 40.0, 3200.0, 5120.0, pr.accounting_currency))
+    for label, (line, _, category) in lines.items():
+        got = await p.finance.find(FORECASTS[label], {"dataAreaId": pr.area, "ForecastId": line}) or {}
+        c.equal(f"Finance {label} forecast from the estimate: project, category, quantity, cost price, amount",
+                (got.get("ProjectId"), got.get("CategoryId"), got.get("Quantity"), got.get("CostPrice"),
+                 got.get("Amount")), (pr.number, category, 3.0, 125.0, 375.0))
+
     # the project manager re-plans: more hours, and the material estimate is dropped
     await p.dataverse.patch("msdyn_resourceassignments", hours, {"msdyn_plannedwork": 56.0, "msdyn_plannedcost": 4480.0})
     r = await p.dataverse.http.delete(f"/api/data/v9.2/msdyn_estimatelines({lines['material'][0]})")
@@ -66,3 +81,8 @@ async def run(p: Pipeline, c: Checks) -> None:
             (56.0, 4480.0))
     c.check("Finance: the deleted material estimate is gone", await p.finance.find(
         staging["material"], {"dataAreaId": pr.area, "EstimateLineId": lines["material"][0]}) is None)
+    forecast = await p.finance.find("ProjHourForecasts", {"dataAreaId": pr.area, "ForecastId": hours}) or {}
+    c.equal("Finance hour forecast follows the change", (forecast.get("Hours"), forecast.get("CostAmount")),
+            (56.0, 4480.0))
+    c.check("Finance: the item forecast of the deleted material estimate is gone", await p.finance.find(
+        FORECASTS["material"], {"dataAreaId": pr.area, "ForecastId": lines["material"][0]}) is None)

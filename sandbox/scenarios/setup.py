@@ -9,6 +9,9 @@ import uuid
 from sandbox.scenarios.pipeline import Pipeline
 from sandbox.scenarios.result import Checks
 
+# Finance's project transaction types, one shared category each (po-maps.md §2), sorted
+TRANSACTION_TYPES = ["Expense", "Fee", "Hour", "Item"]
+
 
 async def run(p: Pipeline, c: Checks) -> None:
     finance = {r["LegalEntityId"].upper(): r["Name"] for r in await p.finance.query("LegalEntities")}
@@ -37,3 +40,11 @@ async def run(p: Pipeline, c: Checks) -> None:
     roles = await p.finance.find("ProjCDSResourceRoles", {"ResourceRoleId": role}) or {}
     c.equal("resource role -> Finance (name, integration id)", (roles.get("ResourceRoleId"), roles.get("IntegrationId")),
             (role, role_id))
+    per_type = await p.finance.query("ProjSharedCategories", "CategoryId eq {}", name)
+    c.equal("Finance: one shared category per transaction type, traced to the Dataverse category",
+            sorted((r["TransactionType"], r["IntegrationId"]) for r in per_type),
+            [(t, category) for t in TRANSACTION_TYPES])
+    copies = await p.finance.query("ProjResourceRoles", "ResourceRoleId eq {}", role)
+    c.equal("Finance: the resource role copied to every legal entity",
+            sorted((r["dataAreaId"], r["IntegrationId"]) for r in copies),
+            sorted((code.lower(), role_id) for code in finance))

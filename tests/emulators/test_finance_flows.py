@@ -214,3 +214,57 @@ def test_flows_run_on_a_schedule():
         assert "Legal entity USPM has no accounting currency" in row["ErrorMessage"]
     finally:
         server.stop()
+
+
+def test_a_synced_transaction_category_becomes_one_shared_category_per_transaction_type(fo):
+    client, _, events = fo
+    r = client.post("/data/ProjCDSCategories", json={"CategoryId": "Overtime", "Name": "Overtime",
+                                                     "IntegrationId": "guid-1"})
+    assert r.status_code == 201, r.text
+    rows = client.get("/data/ProjSharedCategories", params={"$filter": "CategoryId eq 'Overtime'"}).json()["value"]
+    assert sorted((x["TransactionType"], x["IntegrationId"]) for x in rows) == [
+        ("Expense", "guid-1"), ("Fee", "guid-1"), ("Hour", "guid-1"), ("Item", "guid-1")]
+    client.patch("/data/ProjCDSCategories(CategoryId='Overtime')", json={"Name": "Overtime work"})
+    rows = client.get("/data/ProjSharedCategories", params={"$filter": "CategoryId eq 'Overtime'"}).json()["value"]
+    assert len(rows) == 4 and {x["CategoryName"] for x in rows} == {"Overtime work"}
+
+
+def test_a_synced_resource_role_is_copied_to_every_legal_entity_and_to_a_new_one(fo):
+    client, emu, _ = fo
+    emu.load_rows("LegalEntities", [{"LegalEntityId": "GBPM", "Name": "Contoso UK", "AccountingCurrency": "USD"}])
+    r = client.post("/data/ProjCDSResourceRoles", json={"ResourceRoleId": "Architect", "Name": "Architect",
+                                                        "IntegrationId": "role-1"})
+    assert r.status_code == 201, r.text
+    rows = client.get("/data/ProjResourceRoles").json()["value"]
+    assert sorted((x["dataAreaId"], x["ResourceRoleId"]) for x in rows) == [("gbpm", "Architect"), ("uspm", "Architect")]
+    r = client.post("/data/LegalEntities", json={"LegalEntityId": "DEPM", "Name": "Contoso DE",
+                                                 "AccountingCurrency": "EUR"})
+    assert r.status_code == 201, r.text
+    rows = client.get("/data/ProjResourceRoles", params={"$filter": "dataAreaId eq 'depm'"}).json()["value"]
+    assert [(x["ResourceRoleId"], x["IntegrationId"]) for x in rows] == [("Architect", "role-1")]
+
+
+def test_estimates_become_forecasts_that_follow_changes_and_deletes(fo):
+    client, emu, events = fo
+    emu.load_rows("ProjCDSTasks", [{"dataAreaId": CO, "ProjectId": "P-1", "Task": "T-1", "Name": "Build"}])
+    r = client.post("/data/ProjCDSEstimateHours", json={
+        "dataAreaId": CO, "EstimateId": "E-1", "ProjectId": "P-1", "TaskId": "T-1", "Duration": 10,
+        "PlannedCostAmount": 800.0, "PlannedSalesAmount": 1200.0, "SalesCurrency": "USD", "StartDate": "2025-02-03"})
+    assert r.status_code == 201, r.text
+    r = client.post("/data/ProjCDSEstimateExpensesImports", json={
+        "dataAreaId": CO, "EstimateLineId": "L-1", "ProjectId": "P-1", "TransactionCategory": "Travel",
+        "TransType": "Cost", "Quantity": 2, "Price": 150.0, "CurrencyId": "USD", "DocumentDate": "2025-02-03"})
+    assert r.status_code == 201, r.text
+    hour = client.get(f"/data/ProjHourForecasts(dataAreaId='{CO}',ForecastId='E-1')").json()
+    assert (hour["ProjectId"], hour["TaskId"], hour["Hours"], hour["CostPrice"], hour["SalesPrice"]) == (
+        "P-1", "T-1", 10.0, 80.0, 120.0)
+    cost = client.get(f"/data/ProjExpenseForecasts(dataAreaId='{CO}',ForecastId='L-1')").json()
+    assert (cost["CategoryId"], cost["Quantity"], cost["CostPrice"], cost["Amount"]) == ("Travel", 2.0, 150.0, 300.0)
+    client.patch(f"/data/ProjCDSEstimateHours(dataAreaId='{CO}',EstimateId='E-1')", json={"Duration": 20})
+    assert client.get(f"/data/ProjHourForecasts(dataAreaId='{CO}',ForecastId='E-1')").json()["Hours"] == 20.0
+    r = client.delete(f"/data/ProjCDSEstimateExpensesImports(dataAreaId='{CO}',EstimateLineId='L-1')")
+    assert r.status_code == 204
+    assert client.get(f"/data/ProjExpenseForecasts(dataAreaId='{CO}',ForecastId='L-1')").status_code == 404
+    wait_events(emu)
+    sets = {e.get("BusinessEventId", "") for e in events}
+    assert any("ProjHourForecast" in s for s in sets), sets
