@@ -36,6 +36,9 @@ def test_report_has_every_scenario_and_the_run_passes(sandbox_run: SandboxResult
 def test_setup(sandbox_run: SandboxResult):
     r = scenario(sandbox_run, "setup")
     assert "USPM" in check(r, "legal entities: the same codes and names in both systems")["detail"]
+    assert "'Fee'" in check(r, "Finance: one shared category per transaction type, traced to the Dataverse category")[
+        "detail"]
+    assert "'uspm'" in check(r, "Finance: the resource role copied to every legal entity")["detail"]
 
 
 def test_time_actual_lifecycle(sandbox_run: SandboxResult):
@@ -62,7 +65,9 @@ def test_proforma_invoice_lifecycle(sandbox_run: SandboxResult):
 
 
 def test_estimates(sandbox_run: SandboxResult):
-    scenario(sandbox_run, "estimates")
+    r = scenario(sandbox_run, "estimates")
+    assert check(r, "Finance hour forecast follows the change")["detail"] == "(56.0, 4480.0)"
+    assert check(r, "Finance: the item forecast of the deleted material estimate is gone")["passed"]
 
 
 @pytest.mark.parametrize(("name", "map_reason"), [
