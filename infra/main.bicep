@@ -84,6 +84,10 @@ param httpTimeoutSeconds int = 30
 param retryBudgetSeconds int = 120
 param maxConcurrency int = 16
 param batchSize int = 100
+@description('Times a change waiting for its parent is scheduled again before it is dead-lettered as dependency-missing.')
+param dependencyRetryAttempts int = 12
+@description('First delay (seconds) of a rescheduled change; each further attempt doubles it, up to 15 minutes.')
+param retryBaseDelaySeconds int = 5
 param maxBodyBytes int = 1048576
 param pullSchedule string = '0 */5 * * * *'
 param pullBudgetSeconds int = 240
@@ -346,6 +350,8 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DUALSYNC_RETRY_BUDGET_SECONDS: string(retryBudgetSeconds)
     DUALSYNC_MAX_CONCURRENCY: string(maxConcurrency)
     DUALSYNC_BATCH_SIZE: string(batchSize)
+    DUALSYNC_DEPENDENCY_RETRY_ATTEMPTS: string(dependencyRetryAttempts)
+    DUALSYNC_RETRY_BASE_DELAY_SECONDS: string(retryBaseDelaySeconds)
     DUALSYNC_STATE_BACKEND: 'table'
     DUALSYNC_STATE_TABLE_ENDPOINT: 'https://${storage.name}.table.${environment().suffixes.storage}'
     DUALSYNC_STATE_TABLE_PREFIX: stateTablePrefix

@@ -77,6 +77,15 @@ class Settings(BaseSettings):
     )
     max_concurrency: int = Field(16, ge=1, le=256, description="ceiling of requests in flight per service")
     batch_size: int = Field(100, ge=1, le=1000, description="rows per $batch / UpsertMultiple request")
+    dependency_retry_attempts: int = Field(
+        12, ge=0, le=50,
+        description="times a change waiting for its parent (or a referenced row) is scheduled again before "
+                    "it is dead-lettered as dependency-missing",
+    )
+    retry_base_delay_seconds: float = Field(
+        5.0, gt=0, le=3600,
+        description="first delay of a rescheduled change; each further attempt doubles it (up to 15 min)",
+    )
 
     # --- catalog ----------------------------------------------------------------------------------
     maps_dir: Path = Field(DEFAULT_MAPS_DIR, description="folder of map files")
