@@ -125,8 +125,8 @@ class HttpFront:
             sent = await route_outputs(fn, invocation.outputs, self.broker)
             if sent:
                 self.stats.add(OUTPUT_MESSAGES, fn.name, sent)
-                if self.on_output:
-                    self.on_output()
+            if self.on_output:  # outputs, or messages the function sent through its own client
+                self.on_output()
             return to_response(invocation.result)
         except Exception as exc:
             log.exception("function %s failed: %s", fn.name, type(exc).__name__)

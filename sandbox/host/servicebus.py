@@ -2,9 +2,13 @@
 
 Peek-lock, then auto-complete when the function returns and abandon when it raises; the broker counts
 deliveries and moves a message out of deliveries to the dead-letter queue (``MaxDeliveryCountExceeded``).
-Session-enabled triggers accept one session at a time per handler and get its messages one by one,
-in order; a small host-wide number of sessions run at once. Message and session locks are renewed
+Session-enabled triggers take the next free session with its first message in one step and hold it
+until that message is settled, so a session's messages are handled one by one, in order; a small
+host-wide number of sessions run at once. Message locks (and with them the session's) are renewed
 while a function runs, up to ``maxAutoLockRenewalDuration``.
+
+Receivers do not poll: one watcher reads, after every change to the broker file (and when a scheduled
+message or a lock falls due), which entities hold receivable messages, and wakes their receivers.
 """
 
 from __future__ import annotations
@@ -17,8 +21,8 @@ from typing import Any
 
 import azure.functions.servicebus as azf_sb
 
-from shared.transport.errors import SessionLockLostError, TransportError
-from shared.transport.local import LocalBroker, SessionLock
+from shared.transport.errors import TransportError
+from shared.transport.local import LocalBroker
 from shared.transport.messages import ReceivedMessage
 
 from .discovery import HostedFunction
@@ -32,8 +36,9 @@ log = logging.getLogger("dualsync.host")
 
 DEAD_LETTER_REASON = "DeadLetterReason"
 DEAD_LETTER_DESCRIPTION = "DeadLetterErrorDescription"
-MIN_IDLE = 0.02
-MAX_IDLE = 1.0
+MIN_IDLE = 0.02  # the broker watcher looks again at least this long after a look
+MAX_IDLE = 1.0  # ... and at most this long after one, whatever it was told
+BACKSTOP = 30.0  # an idle receiver receives at least this often, should a wake-up ever be missed
 
 SubscriptionFilter = Callable[[str, str], str | None]
 
@@ -79,6 +84,7 @@ class ServiceBusRunner:
         self._stopping = asyncio.Event()
         self._loops: list[asyncio.Task[None]] = []
         self._workers: set[asyncio.Task[None]] = set()
+        self._ready: dict[str, asyncio.Event] = {}  # receive path -> set when it may hold work
         self._lock_duration: dict[str, float] = {}
         self._max_deliveries: dict[str, int] = {}
         self._requires_session: dict[str, bool] = {}
@@ -124,6 +130,9 @@ class ServiceBusRunner:
     # --- life cycle ---------------------------------------------------------------------------------
     def start(self) -> None:
         for fn in self.functions:
+            self._ready.setdefault(fn.source, asyncio.Event())
+        self._loops.append(asyncio.create_task(self._watch_ready(), name="sb-ready"))
+        for fn in self.functions:
             self._loops.append(asyncio.create_task(self._receive_loop(fn), name=f"sb-{fn.name}"))
 
     async def stop(self, grace: float = 10.0) -> None:
@@ -145,46 +154,56 @@ class ServiceBusRunner:
         self._workers.add(task)
         task.add_done_callback(self._workers.discard)
 
-    async def _idle(self, empty_polls: int) -> None:
-        # The first wait is short; a receiver that keeps finding nothing waits longer, but a change in
-        # the broker file wakes it (after a floor that grows too, so churn elsewhere stays cheap).
-        floor = min(MIN_IDLE * (2 ** min(empty_polls, 6)), 0.25)
-        await asyncio.sleep(floor)
-        await self.waker.wait(max(0.0, min(MAX_IDLE, floor * 4) - floor))
+    # --- what is ready ------------------------------------------------------------------------------
+    async def _watch_ready(self) -> None:
+        """One read of the whole broker after every change (and when a scheduled message or a lock is
+        due) wakes the receivers whose entity holds work: idle receivers never poll, however many
+        functions the app has."""
+        while not self._stopping.is_set():
+            seen = self.waker.version
+            wait = MAX_IDLE
+            try:
+                readiness = await self.broker.ready()
+            except Exception as exc:  # a locked or damaged file: look again soon, never stop looking
+                log.error("cannot read the broker %s: %s", self.broker.path, exc)
+            else:
+                for path in readiness.paths:
+                    if (event := self._ready.get(path)) is not None:
+                        event.set()
+                if readiness.next_in is not None:
+                    wait = min(MAX_IDLE, max(MIN_IDLE, readiness.next_in))
+            await self.waker.wait_change(seen, wait)
+
+    async def _until_ready(self, ready: asyncio.Event) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(ready.wait(), BACKSTOP)
 
     # --- receiving ----------------------------------------------------------------------------------
     async def _receive_loop(self, fn: HostedFunction) -> None:
         batch = self.config.max_message_batch_size if fn.many else 1
         sessions = self._requires_session.get(fn.entity, fn.sessions) and not fn.dead_letter
         calls = asyncio.Semaphore(1 if fn.many else max(1, self.config.max_concurrent_calls))
-        empty = 0
+        slots = self._session_slots if sessions else calls
+        ready = self._ready.setdefault(fn.source, asyncio.Event())
         while not self._stopping.is_set():
-            slots = self._session_slots if sessions else calls
+            ready.clear()  # before receiving: a message sent after this receive sets it again
             await slots.acquire()
             try:
-                if sessions:
-                    lock = await self.broker.accept_session(fn.entity)
-                    found = lock is not None
-                    if lock is not None:
-                        self._spawn(self._run_session(fn, lock, batch, slots), f"session-{fn.name}")
-                else:
-                    messages = await self.broker.receive(fn.source, batch)
-                    found = bool(messages)
-                    if messages:
-                        self.activity += 1
-                        self._spawn(self._handle_and_release(fn, messages, slots), f"call-{fn.name}")
+                # A session-enabled entity locks the next free session with its messages in the same
+                # step; the lock lasts until they are settled, so a record's changes stay in order.
+                messages = await self.broker.receive(fn.source, batch)
             except asyncio.CancelledError:
                 slots.release()
                 raise
             except TransportError as exc:
                 log.error("function %s: cannot receive from %s: %s", fn.name, fn.source, exc)
-                found = False
-            if not found:
-                slots.release()
-                empty += 1
-                await self._idle(empty)
+                messages = []
+            if messages:
+                self.activity += 1
+                self._spawn(self._handle_and_release(fn, messages, slots), f"call-{fn.name}")
             else:
-                empty = 0
+                slots.release()
+                await self._until_ready(ready)
 
     async def _handle_and_release(self, fn: HostedFunction, messages: list[ReceivedMessage],
                                   slots: asyncio.Semaphore) -> None:
@@ -195,27 +214,7 @@ class ServiceBusRunner:
                 await asyncio.sleep(1.0)
         finally:
             slots.release()
-
-    async def _run_session(self, fn: HostedFunction, lock: SessionLock, batch: int,
-                           slots: asyncio.Semaphore) -> None:
-        renewer = asyncio.create_task(self._renew_session(fn, lock))
-        try:
-            while not self._stopping.is_set():
-                messages = await self.broker.receive(fn.entity, batch, session=lock)
-                if not messages:
-                    break
-                self.activity += 1
-                await self._handle(fn, messages)
-        except SessionLockLostError as exc:
-            log.warning("function %s: %s", fn.name, exc)
-        except TransportError as exc:
-            log.error("function %s: session %s: %s", fn.name, lock.session_id, exc)
-        finally:
-            renewer.cancel()
-            with contextlib.suppress(TransportError, asyncio.CancelledError):
-                await self.broker.release_session(lock)
-            self.activity += 1
-            slots.release()
+            self.waker.poke()  # settled: the session's next message (or a freed slot) may be taken now
 
     # --- one invocation -----------------------------------------------------------------------------
     async def _handle(self, fn: HostedFunction, messages: list[ReceivedMessage]) -> bool:
@@ -279,11 +278,3 @@ class ServiceBusRunner:
             for m in messages:
                 with contextlib.suppress(TransportError):
                     await self.broker.renew_lock(m)
-
-    async def _renew_session(self, fn: HostedFunction, lock: SessionLock) -> None:
-        while True:
-            await asyncio.sleep(self._renew_every(fn))
-            try:
-                lock = await self.broker.renew_session_lock(lock)
-            except TransportError:
-                return

@@ -21,6 +21,7 @@ class BrokerWaker:
         self.path = path
         self.interval = interval
         self._changed = asyncio.Event()
+        self.version = 0  # grows with every change seen (or poke), so a waiter misses none between looks
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -34,6 +35,7 @@ class BrokerWaker:
 
     def poke(self) -> None:
         """Wake everyone waiting now; later waiters wait for the next change."""
+        self.version += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
@@ -41,6 +43,12 @@ class BrokerWaker:
         """Return on the next change, or after ``timeout`` seconds."""
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout)
+
+    async def wait_change(self, since: int, timeout: float) -> None:
+        """Return once :attr:`version` differs from ``since`` (at once if it already does), or after
+        ``timeout`` seconds."""
+        if self.version == since:
+            await self.wait(timeout)
 
     async def _watch(self) -> None:
         conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,

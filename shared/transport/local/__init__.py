@@ -6,6 +6,7 @@ from .broker import (
     EntityCounts,
     EntityInfo,
     LocalBroker,
+    Readiness,
     SessionLock,
 )
 from .filters import SqlFilter
@@ -18,6 +19,7 @@ __all__ = [
     "EntityInfo",
     "LocalBroker",
     "LocalBrokerTransport",
+    "Readiness",
     "SessionLock",
     "SqlFilter",
 ]

@@ -113,6 +113,12 @@ class EntityCounts:
 
 
 @dataclass(frozen=True, slots=True)
+class Readiness:
+    paths: frozenset[str]  # receive paths holding a message a receiver would get now
+    next_in: float | None  # seconds until a scheduled message is due or a lock expires; None: nothing pending
+
+
+@dataclass(frozen=True, slots=True)
 class EntityInfo:
     path: str
     kind: str  # queue | topic | subscription
@@ -703,18 +709,61 @@ class LocalBroker(SqliteFile):
         return await self._run(q)
 
     async def counts(self, path: str) -> EntityCounts:
+        """What ``path`` holds now. A read: it never waits for a writer nor makes one wait."""
+
         def q(conn: sqlite3.Connection, now: float) -> EntityCounts:
             self._entity(conn, path, "queue", "subscription")
-            self._sweep(conn, now, path)
-            row = conn.execute(
-                "SELECT SUM(sub_queue='active' AND visible_at<=?) AS active,"
-                " SUM(sub_queue='active' AND visible_at>?) AS scheduled,"
-                " SUM(sub_queue='deadletter') AS dead FROM messages WHERE path=?",
-                (now, now, path),
-            ).fetchone()
-            return EntityCounts(row["active"] or 0, row["scheduled"] or 0, row["dead"] or 0)
+            return self._counts(conn, now, path).get(path, EntityCounts(0, 0, 0))
 
-        return await self._run(q)
+        return await self._run(q, write=False)
+
+    async def all_counts(self) -> dict[str, EntityCounts]:
+        """:meth:`counts` of every queue and subscription, in one read (what a backlog monitor samples)."""
+        return await self._run(lambda conn, now: self._counts(conn, now, None), write=False)
+
+    @staticmethod
+    def _counts(conn: sqlite3.Connection, now: float, path: str | None) -> dict[str, EntityCounts]:
+        # Counted as a sweep would leave them, without writing: a message whose lock expired after its
+        # last delivery is a dead letter already.
+        expired_out = ("(m.locked_until IS NOT NULL AND m.locked_until<=:now"
+                       " AND m.delivery_count>=e.max_delivery_count)")
+        rows = conn.execute(
+            "SELECT e.path AS path,"
+            f" SUM(m.sub_queue='active' AND m.visible_at<=:now AND NOT {expired_out}) AS active,"
+            " SUM(m.sub_queue='active' AND m.visible_at>:now) AS scheduled,"
+            f" SUM(m.sub_queue='deadletter' OR (m.sub_queue='active' AND {expired_out})) AS dead"
+            " FROM entities e LEFT JOIN messages m ON m.path=e.path"
+            " WHERE e.kind IN ('queue', 'subscription') AND (:path IS NULL OR e.path=:path) GROUP BY e.path",
+            {"now": now, "path": path},
+        ).fetchall()
+        return {r["path"]: EntityCounts(r["active"] or 0, r["scheduled"] or 0, r["dead"] or 0) for r in rows}
+
+    async def ready(self) -> Readiness:
+        """Which receive paths (``entity`` or ``entity/$deadletterqueue``) hold a message a receiver
+        would get now, and in how many seconds something else may become receivable (a scheduled
+        message due, a lock expiring). One read, so a host can watch every entity without polling each."""
+        return await self._run(self._ready, write=False)
+
+    @staticmethod
+    def _ready(conn: sqlite3.Connection, now: float) -> Readiness:
+        rows = conn.execute(
+            "SELECT DISTINCT m.path AS path, m.sub_queue AS sub_queue FROM messages m"
+            " JOIN entities e ON e.path=m.path"
+            " WHERE m.visible_at<=:now AND (m.lock_token IS NULL OR m.locked_until<=:now)"
+            " AND (m.sub_queue='deadletter' OR e.requires_session=0 OR NOT EXISTS ("
+            "   SELECT 1 FROM sessions s WHERE s.path=m.path AND s.session_id=m.session_id"
+            "   AND s.locked_until>:now))",
+            {"now": now},
+        ).fetchall()
+        paths = frozenset(r["path"] + (DEAD_LETTER_SUFFIX if r["sub_queue"] == SubQueue.DEAD_LETTER.value else "")
+                          for r in rows)
+        due = conn.execute(
+            "SELECT MIN(t) AS t FROM (SELECT MIN(visible_at) AS t FROM messages WHERE visible_at>:now"
+            " UNION ALL SELECT MIN(locked_until) FROM messages WHERE locked_until>:now"
+            " UNION ALL SELECT MIN(locked_until) FROM sessions WHERE locked_until>:now)",
+            {"now": now},
+        ).fetchone()["t"]
+        return Readiness(paths, None if due is None else max(0.0, due - now))
 
     # --- replay -------------------------------------------------------------------------------------
     async def replay_dead_letter(
