@@ -130,4 +130,5 @@ class HttpFront:
             return to_response(invocation.result)
         except Exception as exc:
             log.exception("function %s failed: %s", fn.name, type(exc).__name__)
+            self.stats.failure(fn.name, exc)
             return JSONResponse({"error": "Internal Server Error", "status": 500}, status_code=500)

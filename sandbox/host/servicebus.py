@@ -237,6 +237,7 @@ class ServiceBusRunner:
             first = messages[0]
             log.warning("function %s failed on message %s (delivery %d): %s: %s", fn.name, first.message_id,
                         first.delivery_count, type(exc).__name__, exc, exc_info=log.isEnabledFor(logging.DEBUG))
+            self.stats.failure(fn.name, exc)
             await self._abandon(fn, messages, count=True)
             return True
         else:

@@ -13,6 +13,7 @@ DEAD_LETTERED = "dead_lettered"
 TIMER_RUNS = "timer_runs"
 TIMER_FAILURES = "timer_failures"
 OUTPUT_MESSAGES = "output_messages"
+LAST_FAILURES = 10
 
 
 class HostStats:
@@ -23,6 +24,8 @@ class HostStats:
         self._totals: Counter[str] = Counter()
         self._http: Counter[str] = Counter()
         self._by_function: defaultdict[str, Counter[str]] = defaultdict(Counter)
+        self._failures: Counter[str] = Counter()  # "function: ExceptionType" -> count
+        self._last_failures: list[str] = []
 
     def add(self, counter: str, function: str | None = None, n: int = 1) -> None:
         with self._lock:
@@ -36,9 +39,17 @@ class HostStats:
             if function is not None:
                 self._by_function[function][f"http_{status}"] += 1
 
+    def failure(self, function: str, exc: BaseException) -> None:
+        """A function that raised: counted by exception type; the last few kept with their message."""
+        with self._lock:
+            self._failures[f"{function}: {type(exc).__name__}"] += 1
+            self._last_failures = [*self._last_failures[-(LAST_FAILURES - 1):],
+                                   f"{function}: {type(exc).__name__}: {str(exc)[:300]}"]
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             totals = {k: self._totals.get(k, 0) for k in (DELIVERED, COMPLETED, ABANDONED, DEAD_LETTERED,
                                                           TIMER_RUNS, TIMER_FAILURES, OUTPUT_MESSAGES)}
             return {**totals, "http_requests": dict(sorted(self._http.items())),
-                    "functions": {k: dict(v) for k, v in sorted(self._by_function.items())}}
+                    "functions": {k: dict(v) for k, v in sorted(self._by_function.items())},
+                    "failures": dict(sorted(self._failures.items())), "last_failures": list(self._last_failures)}

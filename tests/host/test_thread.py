@@ -71,3 +71,25 @@ def test_stopping_the_host_cancels_what_still_runs_so_its_locks_are_released(tmp
     finally:
         handle.stop()
     assert not lock.locked()  # the held request was cancelled, not dropped with its lock held
+
+
+def test_a_function_that_raises_is_answered_500_and_its_failure_is_counted_with_its_reason(tmp_path):
+    import azure.functions as func
+
+    app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
+
+    @app.route(route="boom", methods=["POST"])
+    async def boom(req: func.HttpRequest) -> func.HttpResponse:
+        raise LookupError("no such ledger row for projects/PRJ-1")
+
+    handle = start_in_thread(app, keys_path=tmp_path / "keys.json", broker_path=tmp_path / "broker.sqlite",
+                             timers=False, host_json=host_json(tmp_path))
+    try:
+        r = httpx.post(handle.url + "/api/boom", content=b"{}")
+        assert r.status_code == 500 and "ledger" not in r.text  # the caller learns nothing of the inside
+        stats = handle.stats()
+    finally:
+        handle.stop()
+    assert stats["http_requests"] == {"500": 1}
+    assert stats["failures"] == {"boom: LookupError": 1}
+    assert stats["last_failures"] == ["boom: LookupError: no such ledger row for projects/PRJ-1"]
