@@ -9,6 +9,7 @@ from shared.connectors.dataverse import DataverseConnector
 from shared.connectors.finance import FinanceConnector
 from shared.runtime import get_runtime
 from shared.state.factory import create_state_store
+from shared.sync.decisions import Policy
 from shared.sync.handler import SyncHandler
 from shared.sync.service import SyncService
 from shared.sync.sides import DataverseSide, FinanceSide, SideAdapter
@@ -43,6 +44,8 @@ async def get_service() -> SyncService:
                 Side.DATAVERSE: DataverseSide(DataverseConnector.from_settings(settings), runtime.compiled),
                 Side.FINANCE: FinanceSide(FinanceConnector.from_settings(settings), runtime.compiled),
             }
-            _service = SyncService(SyncHandler(runtime.compiled, sides, state), state, transport,
+            policy = Policy(dependency_attempts=settings.dependency_retry_attempts,
+                            base_delay=settings.retry_base_delay_seconds)
+            _service = SyncService(SyncHandler(runtime.compiled, sides, state, policy), state, transport,
                                    settings.change_topic)
     return _service

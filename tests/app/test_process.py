@@ -62,3 +62,16 @@ def test_without_forgetting_the_last_runs_service_would_be_reused(monkeypatch, t
         assert again is first[0]  # why the sandbox and the chaos run call forget_built_services
     finally:
         forget_built_services()
+
+
+def test_the_retry_policy_comes_from_the_settings(monkeypatch, tmp_path):
+    forget_built_services()
+    try:
+        _settings(monkeypatch, tmp_path)
+        monkeypatch.setenv("DUALSYNC_DEPENDENCY_RETRY_ATTEMPTS", "3")
+        monkeypatch.setenv("DUALSYNC_RETRY_BASE_DELAY_SECONDS", "0.5")
+        policy = asyncio.run(get_service()).handler.policy
+        assert (policy.dependency_attempts, policy.base_delay) == (3, 0.5)
+        assert [policy.delay(n) for n in range(3)] == [0.5, 1.0, 2.0]
+    finally:
+        forget_built_services()
