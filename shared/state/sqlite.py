@@ -2,16 +2,15 @@
 
 One file, WAL journal so readers never block the writer, ``busy_timeout`` so several processes (the
 dev host, the CLI) can share it. Every read-modify-write runs in ``BEGIN IMMEDIATE`` so the check of
-an etag and the write that follows are one step even across processes. Calls run in a worker thread
-so the event loop never waits on disk or on another process's lock.
+an etag and the write that follows are one step even across processes. Calls run on the event loop
+while the file is free and in a worker thread when another connection holds its lock
+(:mod:`.sqlite_calls`), so the loop never waits on another process's lock.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from .models import (
     RunState,
     utcnow,
 )
+from .sqlite_calls import SqliteCalls
 
 T = TypeVar("T")
 
@@ -81,20 +81,16 @@ class SqliteStateStore(SqliteFile):
         self.path = Path(path)
         self._busy_timeout = busy_timeout_seconds
         self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()  # one connection, used by one worker thread at a time
+        self._calls = SqliteCalls(busy_timeout_seconds)  # one connection, used by one caller at a time
 
     # --- plumbing ---------------------------------------------------------------------------------
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         if self._conn is None:
             await self.open()
-
-        def call() -> T:
-            assert self._conn is not None
-            with self._lock:
-                return fn(self._conn)
-
-        return await asyncio.to_thread(call)
+        conn = self._conn
+        assert conn is not None
+        return await self._calls.run(conn, lambda: fn(conn))
 
     @staticmethod
     @contextmanager

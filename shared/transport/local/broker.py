@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,6 +29,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from shared.sqlite import SqliteFile
+from shared.state.sqlite_calls import SqliteCalls
 
 from ..errors import (
     EntityNotFoundError,
@@ -152,7 +152,7 @@ class LocalBroker(SqliteFile):
         )
         self._busy_timeout = busy_timeout_seconds
         self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        self._calls = SqliteCalls(busy_timeout_seconds)  # on the loop while the file is free
         self._predicates: dict[str, Predicate] = {}
         self._sql_filters: dict[str, SqlFilter] = {}
 
@@ -161,16 +161,16 @@ class LocalBroker(SqliteFile):
     async def _run(self, fn: Callable[[sqlite3.Connection, float], T], *, write: bool = True) -> T:
         if self._conn is None:
             await self.open()
+        conn = self._conn
+        assert conn is not None
 
         def call() -> T:
-            assert self._conn is not None
-            with self._lock:
-                if not write:
-                    return fn(self._conn, self.clock())
-                with self._tx(self._conn):
-                    return fn(self._conn, self.clock())
+            if not write:
+                return fn(conn, self.clock())
+            with self._tx(conn):
+                return fn(conn, self.clock())
 
-        return await asyncio.to_thread(call)
+        return await self._calls.run(conn, call)
 
     @staticmethod
     @contextmanager
