@@ -24,6 +24,7 @@ class Slot:
     generation: int
     sent_at: float = 0.0
     throttled: bool = False
+    paced: bool = False  # held by the learned window, then sent the moment it had room
 
 
 class AdaptiveLimiter:
@@ -55,9 +56,12 @@ class AdaptiveLimiter:
 
     async def acquire(self) -> Slot:
         cond = self._condition()
+        paced = False
         async with cond:
             while True:
-                pause = max(self.cooling_down(), self.budget.wait())
+                held = self.budget.wait()
+                paced = paced or held > 0
+                pause = max(self.cooling_down(), held)
                 if pause > 0:
                     # Sleep out the cool-down (or the full window), waking early if it changes.
                     with suppress(TimeoutError):
@@ -65,7 +69,7 @@ class AdaptiveLimiter:
                     continue
                 if self.in_flight < self.limit:
                     self.in_flight += 1
-                    return Slot(self._generation, self.budget.sent())
+                    return Slot(self._generation, self.budget.sent(), paced=paced)
                 await cond.wait()
 
     async def release(self, slot: Slot | None = None) -> None:
@@ -73,7 +77,7 @@ class AdaptiveLimiter:
         async with cond:
             self.in_flight -= 1
             if slot is not None and not slot.throttled:
-                self.budget.admitted(slot.sent_at)
+                self.budget.admitted(slot.sent_at, paced=slot.paced)
             cond.notify_all()
 
     @asynccontextmanager
@@ -98,7 +102,7 @@ class AdaptiveLimiter:
     ) -> None:
         self.throttle_events += 1
         slot.throttled = True
-        self.budget.throttled(slot.sent_at, retry_after, limit)
+        self.budget.throttled(slot.sent_at, retry_after, limit, paced=slot.paced)
         if slot.generation == self._generation:
             self.limit = max(1, self.limit // 2)
             self._generation += 1
