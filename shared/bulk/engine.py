@@ -9,8 +9,13 @@ and only then write the checkpoint ``initial-sync:<map>`` with the continuation 
 A resumed run starts from that continuation; a page whose writes were cut short is written again,
 which is harmless because every write is an upsert by key.
 
-The next page is read while the current one is written (a queue of one page), so memory holds at
-most three pages whatever the table size.
+Pages are pipelined: the next page is read while the current ones are written (a queue of one
+page), and page N+1 is mapped and its batches queued while page N's batches are still in flight, so
+the target never idles between pages. One semaphore per map run keeps at most ``concurrency`` batches
+in flight across pages. Checkpoints are still written in page order, each only once its page and
+every page before it are fully written. A map that refers to itself (a task under its parent task)
+is not pipelined, so a parent on page N is written before its children on page N+1 are checked.
+Memory holds at most four pages whatever the table size.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -56,6 +62,25 @@ class Progress:
     rate: float  # rows read per second since this run started
     total: int | None  # rows the source holds, when the service counted them
     done: bool = False
+
+
+@dataclass
+class Tally:
+    """Rows counted by one page (or a whole run): what a checkpoint adds up."""
+
+    read: int = 0
+    written: int = 0
+    failed: int = 0
+    skipped: int = 0  # bidirectional second pass: rows the first pass already brought over
+
+    def add(self, other: Tally) -> None:
+        self.read += other.read
+        self.written += other.written
+        self.failed += other.failed
+        self.skipped += other.skipped
+
+
+PIPELINE_DEPTH = 2  # pages being written at once (the oldest one's checkpoint comes first)
 
 
 @dataclass
@@ -150,9 +175,17 @@ class InitialSync:
             # a second pass (bidirectional without master) leaves alone what the first brought over
             skip_mirrored = index > 0
             total: int | None = None
-            async for page in self._prefetch(pages(self.ctx, source, url, self.page_size)):
-                total = page.total if page.total is not None else total
-                await self._page(cm, source, page.rows, summary, skip_mirrored)
+            depth = 1 if any(spec.map == name for spec in cm.lookups.values()) else PIPELINE_DEPTH
+            slots = asyncio.Semaphore(self.concurrency)
+            window: deque[tuple[asyncio.Task[None], Page, Tally, int | None]] = deque()
+
+            async def commit(task: asyncio.Task[None], page: Page, tally: Tally, total: int | None, source: Side = source,
+                             index: int = index) -> None:
+                await task
+                summary.read += tally.read
+                summary.written += tally.written
+                summary.failed += tally.failed
+                summary.skipped += tally.skipped
                 summary.pages += 1
                 summary.seconds = time.perf_counter() - started
                 last = page.next_link is None and index == len(sides) - 1
@@ -166,6 +199,24 @@ class InitialSync:
                     rate = (summary.read - read_at_start) / summary.seconds if summary.seconds > 0 else 0.0
                     self.progress(Progress(name, source.value, summary.read, summary.written, summary.failed,
                                            rate, total, last))
+
+            try:
+                async for page in self._prefetch(pages(self.ctx, source, url, self.page_size)):
+                    total = page.total if page.total is not None else total
+                    tally = Tally()
+                    task = asyncio.create_task(self._page(cm, source, page.rows, tally, skip_mirrored, slots))
+                    window.append((task, page, tally, total))
+                    while len(window) >= depth:
+                        await commit(*window.popleft())
+                    # the page's rows stay referenced by the window only while it is written
+                while window:
+                    await commit(*window.popleft())
+            finally:
+                for task, *_ in window:  # stopped early: pages not checkpointed are written again on resume
+                    task.cancel()
+                for task, *_ in window:
+                    with contextlib.suppress(BaseException):
+                        await task
         summary.seconds = time.perf_counter() - started
         summary.done = True
         cp_now = await state.get_checkpoint(cp_name)
@@ -208,8 +259,8 @@ class InitialSync:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
 
-    async def _page(self, cm: CompiledMap, source: Side, rows: list[Row], summary: MapSummary,
-                    skip_mirrored: bool) -> None:
+    async def _page(self, cm: CompiledMap, source: Side, rows: list[Row], summary: Tally,
+                    skip_mirrored: bool, slots: asyncio.Semaphore) -> None:
         target = source.other
         state = self.ctx.state
         to_target = cm.to_side(target)
@@ -259,7 +310,7 @@ class InitialSync:
                 except Exception as exc:
                     await self._fail(cm, source, item.key_text, item.record_id, item.version, exc, item.row,
                                      summary)
-            await self._send(cm, source, target, writer, ready, summary)
+            await self._send(cm, source, target, writer, ready, summary, slots)
             if waiting and not ready:
                 for item, missing in waiting:
                     await self._fail(cm, source, item.key_text, item.record_id, item.version, missing, item.row,
@@ -268,11 +319,12 @@ class InitialSync:
             pending = [item for item, _ in waiting]
 
     async def _send(self, cm: CompiledMap, source: Side, target: Side, writer: TargetWriter,
-                    ready: list[tuple[Item, Any]], summary: MapSummary) -> None:
+                    ready: list[tuple[Item, Any]], summary: Tally, slots: asyncio.Semaphore) -> None:
         state = self.ctx.state
 
         async def send(chunk: Sequence[tuple[Item, Any]]) -> None:
-            results = await writer.send(cm, [w for _, w in chunk])
+            async with slots:  # shared by the pages in flight: at most ``concurrency`` batches at once
+                results = await writer.send(cm, [w for _, w in chunk])
             entries = []
             for (item, _), result in zip(chunk, results, strict=True):
                 if result.ok:
@@ -290,7 +342,7 @@ class InitialSync:
         await pooled(chunks(ready, self.batch_size), self.concurrency, send)
 
     async def _fail(self, cm: CompiledMap, source: Side, key_text: str | None, record_id: str | None,
-                    version: int | None, error: BaseException, row: Row, summary: MapSummary) -> None:
+                    version: int | None, error: BaseException, row: Row, summary: Tally) -> None:
         summary.failed += 1
         log.warning("initial sync %s: record %s not written: %s", cm.name, key_text or record_id,
                     failures.classify(error).value)

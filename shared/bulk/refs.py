@@ -64,6 +64,15 @@ def _chunks(items: list[Any], size: int = CHUNK) -> Iterable[list[Any]]:
         yield items[i:i + size]
 
 
+def _seen_key(map_name: str, key: tuple[Any, ...]) -> Hashable:
+    # the key tuple itself (scalars) instead of its JSON text: this is looked up several times per row
+    try:
+        hash(key)
+    except TypeError:
+        return map_name, key_to_string(key)
+    return map_name, key
+
+
 class DataverseRefs:
     """GUIDs of referenced Dataverse rows (and companies) for the rows of one page."""
 
@@ -176,6 +185,21 @@ class FinanceParents:
     def __init__(self, ctx: BulkContext, cache_size: int = 200_000):
         self.ctx = ctx
         self._seen = _Lru(cache_size)
+        self._plans: dict[str, list[tuple[str, tuple[str, ...], bool, int]]] = {}
+
+    def _plan(self, cm: CompiledMap) -> list[tuple[str, tuple[str, ...], bool, int]]:
+        """Per lookup of ``cm``: parent map, Finance fields, whether the parent is striped by company,
+        and the parent key's length (computed once per map: this runs for every row)."""
+        plan = self._plans.get(cm.name)
+        if plan is None:
+            plan = []
+            for spec in cm.lookups.values():
+                parent = self.ctx.compiled[spec.map].map
+                striped = 1 if parent.company and parent.company.dataverse_lookup not in parent.dataverse.keys else 0
+                plan.append((spec.map, tuple(spec.finance_fields), parent.company is not None,
+                             len(parent.dataverse.keys) + striped))
+            self._plans[cm.name] = plan
+        return plan
 
     def parent_keys(self, cm: CompiledMap, row: Row) -> list[tuple[str, tuple[Any, ...]]]:
         """(parent map, parent integration key) of each reference in a row mapped towards Finance;
@@ -183,26 +207,24 @@ class FinanceParents:
         Finance's own validation)."""
         out = []
         company_field = cm.map.company.finance_field if cm.map.company else None
-        for spec in cm.lookups.values():
-            values = [row.get(f) for f in spec.finance_fields]
-            if all(v in (None, "") for v in values):
+        for map_name, fields, companied, length in self._plan(cm):
+            values = [row.get(f) for f in fields]
+            if all(v is None or v == "" for v in values):
                 continue
-            parent = self.ctx.compiled[spec.map].map
-            key: tuple[Any, ...] = tuple(values) if len(values) > 1 else (values[0],)
-            if parent.company is not None:
+            key: tuple[Any, ...] = tuple(values)
+            if companied:
                 company = row.get(company_field) if company_field else None
                 key = (company.upper() if isinstance(company, str) else company, *key)
-            striped = 1 if parent.company and parent.company.dataverse_lookup not in parent.dataverse.keys else 0
-            if len(key) != len(parent.dataverse.keys) + striped:
+            if len(key) != length:
                 continue
-            out.append((spec.map, key))
+            out.append((map_name, key))
         return out
 
     async def check(self, cm: CompiledMap, rows: Iterable[Row]) -> None:
         wanted: dict[str, set[tuple[Any, ...]]] = {}
         for row in rows:
             for map_name, key in self.parent_keys(cm, row):
-                if (map_name, key_to_string(key)) not in self._seen:
+                if _seen_key(map_name, key) not in self._seen:
                     wanted.setdefault(map_name, set()).add(key)
         for map_name, keys in wanted.items():
             await self._check_map(map_name, sorted(keys, key=key_to_string))
@@ -214,18 +236,18 @@ class FinanceParents:
             # keyed by more than the integration key: found by query one at a time (live path rule)
             for k in keys:
                 if await self.ctx.finance_side._exists(parent, k):
-                    self._seen.put((map_name, key_to_string(k)), True)
+                    self._seen.put(_seen_key(map_name, k), True)
             return
         select = sorted({*parent.finance_select()})
         for chunk in _chunks(fields_of):
             expr = " or ".join(f"({FinanceSide._condition(parent, f)})" for f in chunk)
             async for page in self.ctx.finance.query(parent.map.finance.entity_set, select=select, filter=expr):
                 for r in page:
-                    self._seen.put((map_name, key_to_string(parent.integration_key(Side.FINANCE, r))), True)
+                    self._seen.put(_seen_key(map_name, parent.integration_key(Side.FINANCE, r)), True)
 
     def missing(self, cm: CompiledMap, row: Row) -> DependencyMissing | None:
         for map_name, key in self.parent_keys(cm, row):
-            if (map_name, key_to_string(key)) not in self._seen:
+            if _seen_key(map_name, key) not in self._seen:
                 return DependencyMissing(map_name, key_to_string(key))
         return None
 
