@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from bench.connectors import fo_actual
@@ -127,9 +125,7 @@ async def test_after_the_first_throttle_the_window_is_not_overrun(recorded, pool
     fo = FinanceConnector.from_settings(settings_for(finance_url=srv.url, batch_size=2))
     emu.set_throttle(4, 1.0)
     rows = [Upsert(*fo_actual(n)) for n in range(40)]
-    started = time.monotonic()
     results = await fo.write_batch("ProjCDSActualsImports", rows, expect="new")
-    elapsed = time.monotonic() - started
     assert [r.error for r in results if not r.ok] == [] and emu.count("ProjCDSActualsImports") == 40
     statuses = [s for _, _, s, _ in sorted(log.entries)]
     first_429 = statuses.index(429)
@@ -140,7 +136,7 @@ async def test_after_the_first_throttle_the_window_is_not_overrun(recorded, pool
     budget = fo.http.limiter.budget
     assert budget.budget == 4 and 0.8 <= (budget.window or 0) <= 2.0
     assert log.sent_during_cooldown() == []
-    assert elapsed < 20 * 2.0 / 4 + 1.5  # near 4 per learned window, not one 429 cycle per window
+    # (how long it took is the connectors bench's figure, not asserted here: CI machines' load varies)
 
 
 # --- the learned window, tightened: simulated time, so exact and machine-independent -----------------
