@@ -12,7 +12,8 @@ checkpoints); ``*_naive_rows_per_s`` (the live handler, one read and one upsert 
 on a sample); ``*_raw_floor_rows_per_s`` (a bare ``httpx`` client reads the same pages and posts
 pre-built ``$batch`` bodies of the already-mapped rows with the same concurrency: no mapping,
 ledger or bookkeeping). ``rss_mb_<n>``: peak resident memory of a ``dualsync initial-sync``
-subprocess syncing ``n`` workers (emulators stay in this process), for flat memory.
+subprocess syncing ``n`` workers (its own ``VmHWM``; the emulators stay in this process and are not
+counted), for flat memory.
 """
 
 from __future__ import annotations
@@ -228,24 +229,40 @@ async def finance_to_dataverse(dv: Any, fo: Any, n: int, sample: int, tmp: Path)
             f"{tag}_raw_floor_rows_per_s": n / floor, f"{tag}_failed_rows": float(summary.failed)}
 
 
+# The CLI run in-process by a wrapper that records its own peak RSS at exit. ``VmHWM`` is the high
+# water mark of this process's memory alone: the child's ``ru_maxrss`` (wait4, getrusage) would also
+# hold the parent's peak from before exec (Linux keeps it across fork/vfork + exec), and the parent
+# holds the emulators with every row, which made the figure grow with the table.
+_PEAK_WRAPPER = """
+import atexit, os, runpy, sys
+def _peak():
+    with open("/proc/self/status") as f:
+        kib = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+    with open(os.environ["BENCH_PEAK_FILE"], "w") as out:
+        out.write(str(kib))
+atexit.register(_peak)
+sys.argv = ["dualsync", *sys.argv[1:]]
+runpy.run_module("cli", run_name="__main__")
+"""
+
+
 def peak_rss_mb(dv: Any, fo: Any, n: int, tmp: Path) -> float:
-    """Peak RSS of a `dualsync initial-sync --map workers` subprocess syncing ``n`` workers."""
+    """Peak RSS (MiB) of a `dualsync initial-sync --map workers` process syncing ``n`` workers."""
     dv.app.state.emulator.reset()
     fo.app.state.emulator.reset()
     _load(fo.app.state.emulator, "Workers", workers(n))
+    peak_file = tmp / f"peak{n}.txt"
     env = {k: v for k, v in os.environ.items() if not k.startswith("DUALSYNC_")}
     env.update({"DUALSYNC_DATAVERSE_URL": dv.url, "DUALSYNC_FINANCE_URL": fo.url, "DUALSYNC_AUTH_MODE": "static_token",
                 "DUALSYNC_STATIC_TOKEN": TOKEN, "DUALSYNC_STATE_SQLITE_PATH": str(tmp / f"rss{n}.sqlite"),
-                "PYTHONPATH": str(ROOT)})
-    proc = subprocess.Popen([sys.executable, "-m", "cli", "initial-sync", "--map", "workers", "--json"], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise RuntimeError(f"initial-sync of {n} workers exited {proc.returncode}")
+                "PYTHONPATH": str(ROOT), "BENCH_PEAK_FILE": str(peak_file)})
+    code = subprocess.call([sys.executable, "-c", _PEAK_WRAPPER, "initial-sync", "--map", "workers", "--json"],
+                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if code != 0:
+        raise RuntimeError(f"initial-sync of {n} workers exited {code}")
     if dv.app.state.emulator.count("cdm_workers") != n:
         raise RuntimeError("the memory run did not write every row")
-    return usage.ru_maxrss / 1024  # KiB on Linux
+    return int(peak_file.read_text()) / 1024  # KiB
 
 
 async def _run(quick: bool) -> dict[str, Any]:
