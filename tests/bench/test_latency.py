@@ -58,3 +58,14 @@ def test_a_later_edit_that_lands_first_settles_the_earlier_ones_of_its_row():
     assert arrivals.outstanding == 1
     arrivals.committed([SimpleNamespace(row={"cdm_name": "Bob Jo~2"})])
     assert arrivals.outstanding == 0 and all(v >= 0 for v in arrivals.latency.values())
+
+
+def test_a_change_that_lands_before_the_driver_hears_back_still_counts():
+    arrivals = Arrivals()
+    a = Target("workers", Side.FINANCE, "Workers('1')", "Name", "Alice Smith")
+    arrivals.edited(a, "Alice S~1", 1)
+    arrivals.committed([SimpleNamespace(row={"cdm_name": "Alice S~2"})])  # change 2 landed first
+    assert arrivals.outstanding == 1 and not arrivals.latency
+    arrivals.edited(a, "Alice S~2", 2)
+    assert arrivals.outstanding == 0 and set(arrivals.latency) == {1, 2}
+    assert all(v >= 0 for v in arrivals.latency.values())

@@ -68,6 +68,7 @@ CREATE TABLE IF NOT EXISTS schedules (id INTEGER PRIMARY KEY AUTOINCREMENT, path
 CREATE TABLE IF NOT EXISTS dedup (
     path TEXT NOT NULL, message_id TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (path, message_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS dedup_by_age ON dedup (path, seen_at);
 CREATE TABLE IF NOT EXISTS sessions (
     path TEXT NOT NULL, session_id TEXT NOT NULL, token TEXT NOT NULL, locked_until REAL NOT NULL,
     implicit INTEGER NOT NULL, PRIMARY KEY (path, session_id)
