@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -71,6 +71,7 @@ class ReplayFigures:
     duplicated: int = 0
     out_of_order: int = 0  # positions whose request is not the one captured there
     refused: int = 0  # answered other than 2xx (counted, and asserted zero by the chaos test)
+    refused_by_status: dict[int, int] = field(default_factory=dict)
 
 
 async def post_again(captured: list[Captured], urls: dict[str, str], *, seed: int,
@@ -94,6 +95,7 @@ async def post_again(captured: list[Captured], urls: dict[str, str], *, seed: in
             figures.posted += 1
             if not r.is_success:
                 figures.refused += 1
+                figures.refused_by_status[r.status_code] = figures.refused_by_status.get(r.status_code, 0) + 1
 
     async with httpx.AsyncClient(timeout=30) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
@@ -102,4 +104,4 @@ async def post_again(captured: list[Captured], urls: dict[str, str], *, seed: in
 
 def describe(figures: ReplayFigures) -> dict[str, Any]:
     return {"posted": figures.posted, "duplicated": figures.duplicated, "out_of_order": figures.out_of_order,
-            "refused": figures.refused}
+            "refused": figures.refused, "refused_by_status": dict(sorted(figures.refused_by_status.items()))}

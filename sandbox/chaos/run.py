@@ -39,7 +39,7 @@ from sandbox.chaos.watch import BrokerWatch
 from sandbox.run.environment import Environment, app_settings, start_environment
 from shared.catalog.models import Side
 
-BASE_FAULTS = "latency:0.05=20;error5xx:0.02=500;reset:0.01;timeout:0.005@GET=4"
+BASE_FAULTS = "latency:0.05=20;error5xx:0.02=500;reset:0.01;timeout:0.02@GET=4"
 BURST_FAULTS = "error5xx:0.6=503;reset:0.05"
 OUTAGE = "error5xx=503"
 
@@ -204,8 +204,10 @@ class ChaosRun:
             self.outage_seconds = round(time.monotonic() - outage_started, 1)
 
             self.step(f"phase 5: {n['capture']} changes, notifications captured to be posted again")
-            dv_capture = env.dv.register_webhook(f"{capture.url}/dataverse")
-            fo_capture = env.fo.register_endpoint(url=f"{capture.url}/finance")
+            # the same tables and events as the host's own registrations: only mapped ones are sent
+            dv_capture = env.dv.register_webhook(f"{capture.url}/dataverse", tables=env.notified_tables)
+            fo_capture = env.fo.register_endpoint(url=f"{capture.url}/finance",
+                                                  business_event_ids=env.notified_business_events)
             await driver.run(n["capture"])
             await asyncio.to_thread(_drain, env)
             env.dv.unregister(dv_capture)

@@ -93,6 +93,16 @@ class Environment:
             url=f"{self.host.url}/api/finance/events?code={self.host.function_key}",
             business_event_ids=self._finance_events)
 
+    @property
+    def notified_tables(self) -> list[str] | None:
+        """The Dataverse tables whose changes are sent (set by ``connect_notifications``)."""
+        return self._dataverse_tables
+
+    @property
+    def notified_business_events(self) -> list[str] | None:
+        """The Finance business events sent (set by ``connect_notifications``)."""
+        return self._finance_events
+
     def hold_dataverse(self) -> None:
         """Stop Dataverse notifications (what an unregistered step does); changes meanwhile are not sent."""
         endpoint = self._endpoints.pop("dataverse", None)
