@@ -208,11 +208,8 @@ def measure(seconds: float, rows: int = 200, seed: int = 5, workdir: Path | None
         work = (workdir or Path(tmp)) / "sandbox"
         env = start_environment(rows, seed, work)
         settings = app_settings(work, env.dataverse.url, env.finance.url, env.token)
-        from shared.sync.factory import reset_service
-
         try:
             with app_environment(settings):
-                reset_service()  # the app may have been hosted before in this process, with other settings
                 if host_process:
                     env.host = HostProcess(settings, work / "host-keys.json", work / "broker.sqlite",
                                            log_path=work / "host.log")
@@ -224,7 +221,6 @@ def measure(seconds: float, rows: int = 200, seed: int = 5, workdir: Path | None
                 return figures
         finally:
             env.stop()
-            reset_service()
 
 
 def run(quick: bool = False) -> dict[str, Any]:

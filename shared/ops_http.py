@@ -8,7 +8,6 @@ connected system (Dataverse, Finance: initial-sync planning reads legal entities
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -26,6 +25,7 @@ from shared.operations import (
     UnknownMap,
     backlog_probe,
 )
+from shared.process import BuiltOnce
 from shared.state.errors import NotFoundError, StateStoreError
 from shared.transport.errors import TransportError
 
@@ -177,29 +177,19 @@ async def initial_sync(ops: Operations, map_name: str, start: StartInitialSync =
 
 
 # --- the process-wide Operations of the function app -----------------------------------------------
-_ops: Operations | None = None
-_lock = asyncio.Lock()
+async def _build_operations() -> Operations:
+    from shared.runtime import get_runtime
+    from shared.sync.factory import get_service
+
+    runtime = get_runtime()
+    service = await get_service()
+    return Operations(runtime.catalog, service.state, service.transport, service.topic,
+                      backlog=backlog_probe(runtime.settings, service.transport))
 
 
-def reset_operations() -> None:
-    """Forget the built Operations (see ``shared.process.forget_built_services``)."""
-    global _ops, _lock
-    _ops = None
-    _lock = asyncio.Lock()
+_ops: BuiltOnce[Operations] = BuiltOnce(_build_operations)
 
 
 async def get_operations() -> Operations:
     """Operations over the sync service's own state store and transport (built once per process)."""
-    global _ops
-    if _ops is not None:
-        return _ops
-    async with _lock:
-        if _ops is None:
-            from shared.runtime import get_runtime
-            from shared.sync.factory import get_service
-
-            runtime = get_runtime()
-            service = await get_service()
-            _ops = Operations(runtime.catalog, service.state, service.transport, service.topic,
-                              backlog=backlog_probe(runtime.settings, service.transport))
-    return _ops
+    return await _ops.get()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -11,6 +10,7 @@ from shared.catalog.models import Side
 from shared.connectors.dataverse import DataverseConnector
 from shared.connectors.finance import FinanceConnector
 from shared.mapping import CompiledMap
+from shared.process import BuiltOnce
 from shared.pull.budget import DEFAULT_MAX_ROWS, DEFAULT_SECONDS, Budget
 from shared.pull.dataverse import DataversePuller
 from shared.pull.finance import DEFAULT_OVERLAP, FinancePuller
@@ -77,29 +77,18 @@ class PullService:
         return results
 
 
-_service: PullService | None = None
-_lock = asyncio.Lock()
+async def _build_pull_service() -> PullService:
+    from shared.runtime import get_runtime
+    from shared.sync.factory import get_service
+
+    runtime = get_runtime()
+    sync = await get_service()
+    return PullService.from_settings(runtime.settings, runtime.compiled, sync.state, sync.transport)
 
 
-def reset_pull_service() -> None:
-    """Forget the built pull service (see ``shared.process.forget_built_services``)."""
-    global _service, _lock
-    _service = None
-    _lock = asyncio.Lock()
+_service: BuiltOnce[PullService] = BuiltOnce(_build_pull_service)
 
 
 async def get_pull_service() -> PullService:
     """The process-wide pull service, sharing the sync service's state store and transport."""
-    global _service
-    if _service is not None:
-        return _service
-    async with _lock:
-        if _service is None:
-            from shared.runtime import get_runtime
-            from shared.sync.factory import get_service
-
-            runtime = get_runtime()
-            settings = runtime.settings
-            sync = await get_service()
-            _service = PullService.from_settings(settings, runtime.compiled, sync.state, sync.transport)
-    return _service
+    return await _service.get()
