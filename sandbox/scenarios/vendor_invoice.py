@@ -4,8 +4,9 @@ Finance (procurement integration account) -> Dataverse invoice and line -> appro
 
 Failure mode: an unknown unit of measure on the line. Finance refuses to post and says which unit on
 which line, on the invoice (``PostingStatus = Error``, ``ErrorMessage``); once the unit exists, posting
-works. This shows in Finance, not in dualsync's error store: no map carries the unit (no Units map, no
-unit column on the Dataverse line). An unknown vendor cannot be entered: Finance refuses the invoice.
+works. This shows in Finance, not in dualsync's error store: no map carries the unit yet (the line's
+msdyn_unit lookup needs a lookup to reference data, see docs/scenarios.md). An unknown vendor cannot be
+entered: Finance refuses the invoice.
 """
 
 from __future__ import annotations
