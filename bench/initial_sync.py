@@ -7,38 +7,52 @@ Directions, each in one run against real HTTP emulators:
   cloned to ``rows`` actuals, whose seven lookups the engine resolves in bulk per page;
 - ``finance_to_dataverse``: ``workers`` (``Workers`` -> ``cdm_workers``).
 
+Each emulator runs in its own process (``dualsync emulator <service> --db FILE`` on a free port), as
+Dataverse and Finance are other machines in Azure: sharing this process's GIL would tax the engine
+(more client CPU) more than the floor. The data is prepared once per direction into SQLite snapshot
+files (on tmpfs when there is one); every timed phase starts fresh emulator processes on a copy of
+the same snapshot, so the engine, the floor and the naive writer meet the same starting state.
+
 Figures per direction: ``*_rows_per_s`` (read, map, bulk lookups, batched concurrent writes, ledger,
 checkpoints); ``*_naive_rows_per_s`` (the live handler, one read and one upsert per row, sequential,
 on a sample); ``*_raw_floor_rows_per_s`` (a bare ``httpx`` client reads the same pages and posts
 pre-built ``$batch`` bodies of the already-mapped rows with the same concurrency: no mapping,
 ledger or bookkeeping). ``rss_mb_<n>``: peak resident memory of a ``dualsync initial-sync``
-subprocess syncing ``n`` workers (its own ``VmHWM``; the emulators stay in this process and are not
+subprocess syncing ``n`` workers (its own ``VmHWM``; the emulators are other processes and are not
 counted), for flat memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import os
+import shutil
+import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from sandbox import dataverse, finance
+from sandbox.dataverse import DataverseEmulator
+from sandbox.finance import FinanceEmulator
+from sandbox.httpserver import free_port
 from shared.bulk import BulkContext, InitialSync
 from shared.catalog import load_catalog
 from shared.catalog.models import Side
 from shared.connectors import batch as odata_batch
 from shared.connectors.http import registry
 from shared.mapping import compile_catalog
-from shared.settings import DEFAULT_MAPS_DIR, load_settings
+from shared.settings import DEFAULT_MAPS_DIR, Settings, load_settings
 from shared.state.sqlite import SqliteStateStore
 from shared.sync.handler import SyncHandler
 from shared.sync.sides import DataverseSide, FinanceSide
@@ -49,6 +63,7 @@ COMPILED = compile_catalog(load_catalog(DEFAULT_MAPS_DIR))
 BATCH, CONCURRENCY, PAGE = 100, 4, 5000
 ACTUALS = "actuals"
 DEMO_ROWS, DEMO_SEED = 600, 3  # the demo world the actuals point into
+SERVICES = ("dataverse", "finance")
 
 
 def workers(n: int) -> list[dict[str, Any]]:
@@ -57,18 +72,119 @@ def workers(n: int) -> list[dict[str, Any]]:
              "EmploymentLegalEntityId": "USPM", "EmploymentStartDate": "2023-12-02T09:00:00Z"} for i in range(n)]
 
 
+@dataclass(frozen=True)
+class Snapshot:
+    """Both emulators' SQLite files and the engine's state store, in one folder."""
+
+    folder: Path
+
+    @property
+    def dataverse(self) -> Path:
+        return self.folder / "dataverse.sqlite"
+
+    @property
+    def finance(self) -> Path:
+        return self.folder / "finance.sqlite"
+
+    @property
+    def state(self) -> Path:
+        return self.folder / "state.sqlite"
+
+    def settle(self) -> None:
+        """Fold each file's write-ahead log into it, so a plain copy is the whole database."""
+        for path in (self.dataverse, self.finance, self.state):
+            if path.exists():
+                conn = sqlite3.connect(path)
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                conn.close()
+
+    def copy(self, name: str) -> Snapshot:
+        self.settle()
+        other = Snapshot(self.folder.parent / name)
+        shutil.rmtree(other.folder, ignore_errors=True)
+        other.folder.mkdir(parents=True)
+        for path in (self.dataverse, self.finance, self.state):
+            if path.exists():
+                shutil.copyfile(path, other.folder / path.name)
+        return other
+
+    @contextlib.contextmanager
+    def emulators(self) -> Iterator[tuple[DataverseEmulator, FinanceEmulator]]:
+        """The emulators' control objects on these files, in this process (to load and to count)."""
+        dv, fo = DataverseEmulator(db=self.dataverse, token=TOKEN), FinanceEmulator(db=self.finance, token=TOKEN)
+        try:
+            yield dv, fo
+        finally:
+            dv.store.close()
+            fo.store.close()
+
+
+class EmulatorProcess:
+    """``dualsync emulator <service> --db FILE`` on a free loopback port; ``stop()`` is SIGTERM."""
+
+    def __init__(self, service: str, db: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "cli", "emulator", service, "--port", str(self.port),
+                                      "--db", str(db), "--token", TOKEN], cwd=ROOT, env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                said = self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+                raise RuntimeError(f"the {service} emulator did not start: {said[-2000:]}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        if self.proc.stderr:
+            self.proc.stderr.close()
+
+
+@dataclass(frozen=True)
+class Served:
+    dataverse: str
+    finance: str
+
+    def settings(self) -> Settings:
+        return load_settings(dataverse_url=self.dataverse, finance_url=self.finance, auth_mode="static_token",
+                             static_token=TOKEN, batch_size=BATCH, initial_sync_concurrency=CONCURRENCY,
+                             page_size=PAGE)
+
+
+@contextlib.asynccontextmanager
+async def served(snap: Snapshot) -> AsyncIterator[Served]:
+    """Both emulators in their own processes on ``snap``'s files; stopped (and clients closed) after."""
+    procs: list[EmulatorProcess] = []
+    try:
+        for service, db in zip(SERVICES, (snap.dataverse, snap.finance), strict=True):
+            procs.append(await asyncio.to_thread(EmulatorProcess, service, db))
+        yield Served(procs[0].url, procs[1].url)
+    finally:
+        await registry.aclose()
+        for p in procs:
+            await asyncio.to_thread(p.stop)
+
+
 def _load(emu: Any, entity_set: str, rows: list[dict[str, Any]]) -> None:
     for i in range(0, len(rows), 20_000):
         emu.load_rows(entity_set, rows[i:i + 20_000])
 
 
-def _actuals_world(dv: Any, fo: Any, n: int) -> None:
+def _actuals_world(dv_emu: DataverseEmulator, fo_emu: FinanceEmulator, n: int) -> None:
     """Demo data on both sides, then ``n`` actuals on Dataverse cloned from the demo's."""
     from sandbox.demo import load
 
-    dv_emu, fo_emu = dv.app.state.emulator, fo.app.state.emulator
-    dv_emu.reset()
-    fo_emu.reset()
     load(dv_emu, fo_emu, rows=DEMO_ROWS, seed=DEMO_SEED)
     templates = list(dv_emu.rows("msdyn_actuals"))
     extra = n - len(templates)
@@ -77,18 +193,6 @@ def _actuals_world(dv: Any, fo: Any, n: int) -> None:
     clones = ({**templates[i % len(templates)], "msdyn_actualid": str(uuid.UUID(int=i + 1))} for i in range(extra))
     for chunk in iter(lambda: list(itertools.islice(clones, 20_000)), []):
         dv_emu.load_rows("msdyn_actuals", chunk)
-
-
-async def _sync_parents(settings: Any, tmp: Path, name: str) -> SqliteStateStore:
-    """The actuals' parent maps synced (untimed) into a fresh state store, which the timed run then uses."""
-    catalog = {n: cm.map for n, cm in COMPILED.items()}
-    parents = _ancestors(catalog, name)
-    state = SqliteStateStore(tmp / f"{name}-{time.monotonic_ns()}.sqlite")
-    await state.open()
-    summary = await InitialSync(BulkContext.from_settings(settings, COMPILED, state)).run(sorted(parents))
-    if summary.failed:
-        raise RuntimeError(f"parents of {name} did not sync: {summary.as_dict()}")
-    return state
 
 
 def _ancestors(catalog: dict[str, Any], name: str) -> set[str]:
@@ -102,15 +206,21 @@ def _ancestors(catalog: dict[str, Any], name: str) -> set[str]:
     return seen
 
 
-async def raw_floor(source: Side, dv: Any, fo: Any, name: str, mapped: list[dict[str, Any]] | None = None) -> float:
+async def _open_state(path: Path) -> SqliteStateStore:
+    state = SqliteStateStore(path)
+    await state.open()
+    return state
+
+
+async def raw_floor(source: Side, urls: Served, name: str, mapped: list[dict[str, Any]] | None = None) -> float:
     """Seconds for a bare client to read every source page and post the mapped rows as $batch.
 
     ``mapped``: the target rows, when the mapping needs more than the source row (lookups resolved by
     the engine); otherwise mapped here from the rows read, before the clock starts."""
     cm = COMPILED[name]
     headers = {"Authorization": f"Bearer {TOKEN}", "Accept": "application/json", "OData-Version": "4.0"}
-    src_root = f"{dv.url}/api/data/v9.2/" if source is Side.DATAVERSE else f"{fo.url}/data/"
-    dst_root = f"{fo.url}/data/" if source is Side.DATAVERSE else f"{dv.url}/api/data/v9.2/"
+    src_root = f"{urls.dataverse}/api/data/v9.2/" if source is Side.DATAVERSE else f"{urls.finance}/data/"
+    dst_root = f"{urls.finance}/data/" if source is Side.DATAVERSE else f"{urls.dataverse}/api/data/v9.2/"
     first = (f"{cm.map.dataverse.entity_set}?$select={','.join(cm.dataverse_select())}" if source is Side.DATAVERSE
              else f"{cm.map.finance.entity_set}?cross-company=true")
     if mapped is None:  # what the target should receive, built before the clock starts
@@ -150,89 +260,95 @@ async def raw_floor(source: Side, dv: Any, fo: Any, name: str, mapped: list[dict
         return time.perf_counter() - started
 
 
-async def dataverse_to_finance(dv: Any, fo: Any, n: int, sample: int, tmp: Path) -> dict[str, Any]:
+async def _engine(snap: Snapshot, maps: list[str]) -> tuple[float, int]:
+    """Seconds for the engine to sync ``maps`` on ``snap`` (its state store included), and rows failed."""
+    async with served(snap) as urls:
+        state = await _open_state(snap.state)
+        try:
+            ctx = BulkContext.from_settings(urls.settings(), COMPILED, state)
+            started = time.perf_counter()
+            summary = await InitialSync(ctx).run(maps)
+            return time.perf_counter() - started, summary.failed
+        finally:
+            await state.close()
+
+
+async def _naive(snap: Snapshot, name: str, source: Side, refs: list[dict[str, Any]]) -> float:
+    """Seconds for the live handler to sync the rows named by ``refs`` one at a time."""
+    async with served(snap) as urls:
+        state = await _open_state(snap.state)
+        try:
+            ctx = BulkContext.from_settings(urls.settings(), COMPILED, state)
+            handler = SyncHandler(COMPILED, {Side.DATAVERSE: DataverseSide(ctx.dataverse, COMPILED),
+                                             Side.FINANCE: FinanceSide(ctx.finance, COMPILED)}, state)
+            started = time.perf_counter()
+            for ref in refs:
+                outcome = await handler.handle(name, source, **ref)
+                assert type(outcome).__name__ == "Applied", outcome
+            return time.perf_counter() - started
+        finally:
+            await state.close()
+
+
+async def dataverse_to_finance(n: int, sample: int, tmp: Path) -> dict[str, Any]:
     """Actuals: engine, raw floor (posting the rows the engine wrote), naive handler on a sample."""
     tag, cm = "dataverse_to_finance", COMPILED[ACTUALS]
-    fo_emu, target_set = fo.app.state.emulator, cm.map.finance.entity_set
-    settings = load_settings(dataverse_url=dv.url, finance_url=fo.url, auth_mode="static_token", static_token=TOKEN,
-                             batch_size=BATCH, initial_sync_concurrency=CONCURRENCY, page_size=PAGE)
+    target_set = cm.map.finance.entity_set
+    snap = Snapshot(tmp / "actuals")
+    snap.folder.mkdir(parents=True)
+    with snap.emulators() as (dv_emu, fo_emu):
+        _actuals_world(dv_emu, fo_emu, n)
+        ids = [r["msdyn_actualid"] for r in itertools.islice(dv_emu.rows("msdyn_actuals"), sample)]
+    parents = sorted(_ancestors({k: c.map for k, c in COMPILED.items()}, ACTUALS))
+    _, failed = await _engine(snap, parents)  # the parents, untimed, into the snapshot's state store
+    if failed:
+        raise RuntimeError(f"{failed} parent rows of {ACTUALS} did not sync")
 
-    _actuals_world(dv, fo, n)
-    state = await _sync_parents(settings, tmp, ACTUALS)
-    ctx = BulkContext.from_settings(settings, COMPILED, state)
-    started = time.perf_counter()
-    summary = await InitialSync(ctx).run([ACTUALS])
-    engine = time.perf_counter() - started
-    assert fo_emu.count(target_set) == n and summary.failed == 0, summary.as_dict()
-    fields = {f.finance for f in cm.map.fields if f.finance} | {"dataAreaId"}
-    written = [{k: v for k, v in r.items() if k in fields} for r in fo_emu.rows(target_set)]
-    await state.close()
+    run = snap.copy("actuals-engine")
+    engine, failed = await _engine(run, [ACTUALS])
+    with run.emulators() as (_, fo_emu):
+        assert fo_emu.count(target_set) == n and failed == 0, (fo_emu.count(target_set), failed)
+        fields = {f.finance for f in cm.map.fields if f.finance} | {"dataAreaId"}
+        written = [{k: v for k, v in r.items() if k in fields} for r in fo_emu.rows(target_set)]
 
-    _actuals_world(dv, fo, n)
-    await (await _sync_parents(settings, tmp, ACTUALS)).close()
-    floor = await raw_floor(Side.DATAVERSE, dv, fo, ACTUALS, written)
-    assert fo_emu.count(target_set) == n, "raw floor rows missing"
+    run = snap.copy("actuals-floor")
+    async with served(run) as urls:
+        floor = await raw_floor(Side.DATAVERSE, urls, ACTUALS, written)
+    with run.emulators() as (_, fo_emu):
+        assert fo_emu.count(target_set) == n, "raw floor rows missing"
 
-    _actuals_world(dv, fo, n)
-    state = await _sync_parents(settings, tmp, ACTUALS)
-    handler = SyncHandler(COMPILED, {Side.DATAVERSE: DataverseSide(ctx.dataverse, COMPILED),
-                                     Side.FINANCE: FinanceSide(ctx.finance, COMPILED)}, state)
-    ids = [r["msdyn_actualid"] for r in itertools.islice(dv.app.state.emulator.rows("msdyn_actuals"), sample)]
-    started = time.perf_counter()
-    for record_id in ids:
-        outcome = await handler.handle(ACTUALS, Side.DATAVERSE, record_id=record_id)
-        assert type(outcome).__name__ == "Applied", outcome
-    naive = time.perf_counter() - started
-    await state.close()
-    await registry.aclose()
+    naive = await _naive(snap.copy("actuals-naive"), ACTUALS, Side.DATAVERSE, [{"record_id": i} for i in ids])
     return {f"{tag}_map": ACTUALS, f"{tag}_rows_per_s": n / engine, f"{tag}_naive_rows_per_s": sample / naive,
-            f"{tag}_raw_floor_rows_per_s": n / floor, f"{tag}_failed_rows": float(summary.failed)}
+            f"{tag}_raw_floor_rows_per_s": n / floor, f"{tag}_failed_rows": float(failed)}
 
 
-async def finance_to_dataverse(dv: Any, fo: Any, n: int, sample: int, tmp: Path) -> dict[str, Any]:
+async def finance_to_dataverse(n: int, sample: int, tmp: Path) -> dict[str, Any]:
     name, tag = "workers", "finance_to_dataverse"
-    dv_emu, fo_emu = dv.app.state.emulator, fo.app.state.emulator
-
-    def reset() -> None:
-        dv_emu.reset()
-        fo_emu.reset()
+    snap = Snapshot(tmp / name)
+    snap.folder.mkdir(parents=True)
+    with snap.emulators() as (_, fo_emu):
         _load(fo_emu, "Workers", workers(n))
 
-    settings = load_settings(dataverse_url=dv.url, finance_url=fo.url, auth_mode="static_token", static_token=TOKEN,
-                             batch_size=BATCH, initial_sync_concurrency=CONCURRENCY, page_size=PAGE)
-    reset()
-    floor = await raw_floor(Side.FINANCE, dv, fo, name)
-    assert dv_emu.count("cdm_workers") == n, "raw floor rows missing"
+    run = snap.copy("workers-floor")
+    async with served(run) as urls:
+        floor = await raw_floor(Side.FINANCE, urls, name)
+    with run.emulators() as (dv_emu, _):
+        assert dv_emu.count("cdm_workers") == n, "raw floor rows missing"
 
-    reset()
-    state = SqliteStateStore(tmp / f"{tag}.sqlite")
-    await state.open()
-    ctx = BulkContext.from_settings(settings, COMPILED, state)
-    started = time.perf_counter()
-    summary = await InitialSync(ctx).run([name])
-    engine = time.perf_counter() - started
-    assert dv_emu.count("cdm_workers") == n and summary.failed == 0, summary.as_dict()
+    run = snap.copy("workers-engine")
+    engine, failed = await _engine(run, [name])
+    with run.emulators() as (dv_emu, _):
+        assert dv_emu.count("cdm_workers") == n and failed == 0, (dv_emu.count("cdm_workers"), failed)
 
-    reset()
-    handler = SyncHandler(COMPILED, {Side.DATAVERSE: DataverseSide(ctx.dataverse, COMPILED),
-                                     Side.FINANCE: FinanceSide(ctx.finance, COMPILED)}, state)
-    keys = [f'["W{i:08d}"]' for i in range(sample)]
-    for k in keys:  # reset the ledger so the naive pass writes
-        await state.delete_ledger(name, f"{k}|to-dataverse")
-    started = time.perf_counter()
-    for k in keys:
-        await handler.handle(name, Side.FINANCE, key=k)
-    naive = time.perf_counter() - started
-    await state.close()
-    await registry.aclose()
+    naive = await _naive(snap.copy("workers-naive"), name, Side.FINANCE,
+                         [{"key": f'["W{i:08d}"]'} for i in range(sample)])
     return {f"{tag}_map": name, f"{tag}_rows_per_s": n / engine, f"{tag}_naive_rows_per_s": sample / naive,
-            f"{tag}_raw_floor_rows_per_s": n / floor, f"{tag}_failed_rows": float(summary.failed)}
+            f"{tag}_raw_floor_rows_per_s": n / floor, f"{tag}_failed_rows": float(failed)}
 
 
 # The CLI run in-process by a wrapper that records its own peak RSS at exit. ``VmHWM`` is the high
 # water mark of this process's memory alone: the child's ``ru_maxrss`` (wait4, getrusage) would also
-# hold the parent's peak from before exec (Linux keeps it across fork/vfork + exec), and the parent
-# holds the emulators with every row, which made the figure grow with the table.
+# hold the parent's peak from before exec (Linux keeps it across fork/vfork + exec).
 _PEAK_WRAPPER = """
 import atexit, os, runpy, sys
 def _peak():
@@ -246,42 +362,47 @@ runpy.run_module("cli", run_name="__main__")
 """
 
 
-def peak_rss_mb(dv: Any, fo: Any, n: int, tmp: Path) -> float:
+async def peak_rss_mb(n: int, tmp: Path) -> float:
     """Peak RSS (MiB) of a `dualsync initial-sync --map workers` process syncing ``n`` workers."""
-    dv.app.state.emulator.reset()
-    fo.app.state.emulator.reset()
-    _load(fo.app.state.emulator, "Workers", workers(n))
-    peak_file = tmp / f"peak{n}.txt"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DUALSYNC_")}
-    env.update({"DUALSYNC_DATAVERSE_URL": dv.url, "DUALSYNC_FINANCE_URL": fo.url, "DUALSYNC_AUTH_MODE": "static_token",
-                "DUALSYNC_STATIC_TOKEN": TOKEN, "DUALSYNC_STATE_SQLITE_PATH": str(tmp / f"rss{n}.sqlite"),
-                "PYTHONPATH": str(ROOT), "BENCH_PEAK_FILE": str(peak_file)})
-    code = subprocess.call([sys.executable, "-c", _PEAK_WRAPPER, "initial-sync", "--map", "workers", "--json"],
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    snap = Snapshot(tmp / f"rss{n}")
+    snap.folder.mkdir(parents=True)
+    with snap.emulators() as (_, fo_emu):
+        _load(fo_emu, "Workers", workers(n))
+    peak_file = snap.folder / "peak.txt"
+    async with served(snap) as urls:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DUALSYNC_")}
+        env.update({"DUALSYNC_DATAVERSE_URL": urls.dataverse, "DUALSYNC_FINANCE_URL": urls.finance,
+                    "DUALSYNC_AUTH_MODE": "static_token", "DUALSYNC_STATIC_TOKEN": TOKEN,
+                    "DUALSYNC_STATE_SQLITE_PATH": str(snap.state), "PYTHONPATH": str(ROOT),
+                    "BENCH_PEAK_FILE": str(peak_file)})
+        cmd = [sys.executable, "-c", _PEAK_WRAPPER, "initial-sync", "--map", "workers", "--json"]
+        code = await asyncio.to_thread(subprocess.call, cmd, env=env, stdout=subprocess.DEVNULL,
+                                       stderr=subprocess.DEVNULL)
     if code != 0:
         raise RuntimeError(f"initial-sync of {n} workers exited {code}")
-    if dv.app.state.emulator.count("cdm_workers") != n:
-        raise RuntimeError("the memory run did not write every row")
+    with snap.emulators() as (dv_emu, _):
+        if dv_emu.count("cdm_workers") != n:
+            raise RuntimeError("the memory run did not write every row")
     return int(peak_file.read_text()) / 1024  # KiB
+
+
+def _scratch() -> str | None:
+    """tmpfs when there is one: the emulators' files in memory, as the in-process emulators were."""
+    return "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
 
 
 async def _run(quick: bool) -> dict[str, Any]:
     n = 5_000 if quick else 100_000
     sample = 100 if quick else 500
     small, large = (2_000, 20_000) if quick else (10_000, 1_000_000)
-    dv, fo = dataverse.start(port=0, token=TOKEN), finance.start(port=0, token=TOKEN)
     figures: dict[str, Any] = {"rows": n, "naive_sample_rows": sample, "batch_size": BATCH,
-                               "concurrency": CONCURRENCY, "page_size": PAGE}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            figures.update(await dataverse_to_finance(dv, fo, n, sample, Path(tmp)))
-            figures.update(await finance_to_dataverse(dv, fo, n, sample, Path(tmp)))
-            figures[f"rss_mb_{small // 1000}k"] = await asyncio.to_thread(peak_rss_mb, dv, fo, small, Path(tmp))
-            label = f"{large // 1_000_000}m" if large >= 1_000_000 else f"{large // 1000}k"
-            figures[f"rss_mb_{label}"] = await asyncio.to_thread(peak_rss_mb, dv, fo, large, Path(tmp))
-    finally:
-        dv.stop()
-        fo.stop()
+                               "concurrency": CONCURRENCY, "page_size": PAGE, "emulators": "own processes"}
+    with tempfile.TemporaryDirectory(prefix="dualsync-bench-", dir=_scratch()) as tmp:
+        figures.update(await dataverse_to_finance(n, sample, Path(tmp)))
+        figures.update(await finance_to_dataverse(n, sample, Path(tmp)))
+        figures[f"rss_mb_{small // 1000}k"] = await peak_rss_mb(small, Path(tmp))
+        label = f"{large // 1_000_000}m" if large >= 1_000_000 else f"{large // 1000}k"
+        figures[f"rss_mb_{label}"] = await peak_rss_mb(large, Path(tmp))
     ratios: dict[str, float] = {}
     for tag in ("dataverse_to_finance", "finance_to_dataverse"):
         ratios[f"{tag}_vs_raw_floor"] = figures[f"{tag}_rows_per_s"] / figures[f"{tag}_raw_floor_rows_per_s"]
