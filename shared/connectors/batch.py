@@ -27,15 +27,41 @@ class Part:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
 class PartResponse:
-    status: int
-    headers: dict[str, str]
-    body: Any
+    """One inner response. Its headers and body are decoded on first use: a batch of writes reads
+    the status of every part but the headers and body only of the few that failed, and decoding a
+    created row's JSON echo (~1.4 KB each on Finance) was most of a batch response's parse cost."""
+
+    __slots__ = ("_body", "_head", "_headers", "_payload", "status")
+    _UNSET: Any = object()  # body not decoded yet (None is a decoded empty body)
+
+    def __init__(self, status: int, headers: dict[str, str] | None = None, body: Any = _UNSET, *,
+                 head: bytes = b"", payload: bytes = b"") -> None:
+        self.status = status
+        self._head, self._payload = head, payload
+        self._headers = headers
+        self._body = body
 
     @property
     def ok(self) -> bool:
         return self.status < 400
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Header names lower-cased."""
+        if self._headers is None:
+            self._headers = _headers(self._head)
+        return self._headers
+
+    @property
+    def body(self) -> Any:
+        """The payload as JSON, as text when it isn't JSON, None when empty."""
+        if self._body is PartResponse._UNSET:
+            self._body = _decode(self._payload)
+        return self._body
+
+    def __repr__(self) -> str:
+        return f"PartResponse(status={self.status})"  # never the body: it holds row contents
 
 
 def _http_part(part: Part, content_id: int | None) -> str:
@@ -86,47 +112,63 @@ def _boundary(content_type: str) -> str:
     return m.group(1)
 
 
-def _headers(block: str) -> dict[str, str]:
+def _split_head(raw: bytes) -> tuple[bytes, bytes]:
+    """(header block, rest) at the first blank line (CRLF or LF line ends)."""
+    # Two C-speed finds instead of a regex search: this runs twice per part.
+    crlf = raw.find(b"\r\n\r\n")
+    lf = raw.find(b"\n\n", 0, crlf if crlf >= 0 else len(raw))  # an LF-only head ends first
+    if lf >= 0:
+        return raw[:lf], raw[lf + 2:]
+    if crlf >= 0:
+        return raw[:crlf], raw[crlf + 4:]
+    return raw, b""
+
+
+def _headers(block: bytes) -> dict[str, str]:
     out: dict[str, str] = {}
-    for line in block.split("\n"):
-        line = line.strip("\r")
-        if ":" in line:
-            k, v = line.split(":", 1)
-            out[k.strip().lower()] = v.strip()
+    for line in block.decode("utf-8", "replace").splitlines():
+        name, sep, value = line.partition(":")
+        if sep:
+            out[name.strip().lower()] = value.strip()
     return out
 
 
-def _split_head(text: str) -> tuple[str, str]:
-    for sep in ("\r\n\r\n", "\n\n"):
-        i = text.find(sep)
-        if i >= 0:
-            return text[:i], text[i + len(sep):]
-    return text, ""
+def _decode(payload: bytes) -> Any:
+    if not payload.strip():
+        return None
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload.decode("utf-8", "replace")
+
+
+def _content_type(mime_head: bytes) -> str:
+    for line in mime_head.split(b"\n"):
+        name, sep, value = line.partition(b":")
+        if sep and name.strip().lower() == b"content-type":
+            return value.strip().decode("latin-1")
+    return ""
+
+
+def _parse_into(body: bytes, boundary: str, out: list[PartResponse]) -> None:
+    # One pass over the bytes as received: split at the delimiter, decode nothing but the status
+    # line (and a change set's boundary) until someone asks.
+    for raw in body.split(b"--" + boundary.encode("latin-1"))[1:]:
+        if raw.startswith(b"--"):
+            return
+        mime_head, rest = _split_head(raw.lstrip(b"\r\n"))
+        if b"multipart/mixed" in mime_head.lower():  # a change set: its own boundary
+            ctype = _content_type(mime_head)
+            if ctype.lower().startswith("multipart/mixed"):
+                _parse_into(rest, _boundary(ctype), out)
+                continue
+        http_head, payload = _split_head(rest)
+        status_line, _, header_block = http_head.partition(b"\n")
+        out.append(PartResponse(int(status_line.split()[1]), head=header_block, payload=payload.rstrip(b"\r\n")))
 
 
 def parse(content_type: str, body: bytes) -> list[PartResponse]:
     """Every inner response in order, change-set responses flattened in place."""
-    text = body.decode("utf-8")
-    delimiter = "--" + _boundary(content_type)
     out: list[PartResponse] = []
-    for raw in text.split(delimiter)[1:]:
-        if raw.startswith("--"):
-            break
-        mime_head, rest = _split_head(raw.lstrip("\r\n"))
-        mime = _headers(mime_head)
-        ctype = mime.get("content-type", "")
-        if ctype.lower().startswith("multipart/mixed"):
-            out.extend(parse(ctype, rest.encode("utf-8")))
-            continue
-        http_head, payload = _split_head(rest)
-        status_line, _, header_block = http_head.partition("\n")
-        status = int(status_line.split()[1])
-        payload = payload.rstrip("\r\n")
-        parsed: Any = None
-        if payload.strip():
-            try:
-                parsed = json.loads(payload)
-            except ValueError:
-                parsed = payload
-        out.append(PartResponse(status, _headers(header_block), parsed))
+    _parse_into(body, _boundary(content_type), out)
     return out
