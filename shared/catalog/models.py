@@ -108,19 +108,38 @@ class Constant(_Strict):
 
 
 class Lookup(_Strict):
-    """A reference to a row of another map, by that map's integration key.
+    """A reference to a row of another map (``map``), or to reference data in Dataverse (``table``).
 
-    Dataverse side: a single-valued navigation property (read expanded, written as
-    ``nav@odata.bind`` with the referenced table's alternate key). Finance side: the natural key
-    field(s) of the referenced entity held on this entity. ``keys`` pairs each referenced Dataverse
-    key column with the Finance field on this entity that holds it; when omitted, the referenced
-    map's single key is paired with this field's ``finance`` name. Company keys of a company-specific
-    referenced map are taken from this row's company.
+    Map lookup: by that map's integration key. Dataverse side: a single-valued navigation property
+    (read expanded, written as ``nav@odata.bind`` with the referenced table's alternate key). Finance
+    side: the natural key field(s) of the referenced entity held on this entity. ``keys`` pairs each
+    referenced Dataverse key column with the Finance field on this entity that holds it; when omitted,
+    the referenced map's single key is paired with this field's ``finance`` name. Company keys of a
+    company-specific referenced map are taken from this row's company. A referenced row not there yet
+    is a missing parent: the write waits and is retried until the parent arrives.
+
+    Reference lookup (``table`` and ``entity_set``, no ``map``): a Dataverse row no map writes (units
+    of measure, vendor accounts), found by its alternate key: ``keys`` pairs key columns with Finance
+    fields on this entity, ``values`` gives key columns a fixed value, ``company`` names the referenced
+    table's company lookup filled from this row's company. Nothing in dualsync will bring a missing
+    row, so a miss is a permanent validation failure that names the table and the value.
     """
 
     kind: Literal["lookup"] = "lookup"
-    map: MapName
+    map: MapName | None = None
     keys: dict[Identifier, Identifier] | None = None
+    table: Identifier | None = Field(None, description="reference lookup: Dataverse logical name, e.g. uom")
+    entity_set: Identifier | None = Field(None, description="reference lookup: Web API entity set, e.g. uoms")
+    primary_id: Identifier | None = Field(None, description="reference lookup: primary key column (<table>id)")
+    values: dict[Identifier, Scalar] | None = Field(None, description="reference lookup: fixed key values")
+    company: Identifier | None = Field(None, description="reference lookup: the table's company lookup")
+    label: str | None = Field(None, max_length=60,
+                              description="reference lookup: what the row is, in users' words (errors name it)")
+
+    @property
+    def is_reference(self) -> bool:
+        """True for a lookup to reference data (a table), not to another map's rows."""
+        return self.map is None
 
 
 class ConvertType(StrEnum):

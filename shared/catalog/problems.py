@@ -22,6 +22,7 @@ class Code(StrEnum):
     DEPENDENCY_CYCLE = "DS212"
     LOOKUP_NOT_A_DEPENDENCY = "DS213"
     LOOKUP_KEYS = "DS214"
+    REFERENCE_LOOKUP = "DS215"  # a lookup to reference data (`table`) that cannot be resolved as written
     VALUE_NOT_COVERED = "DS220"
     VALUE_AMBIGUOUS = "DS221"
     CONSTANT_BIDIRECTIONAL = "DS222"

@@ -100,7 +100,9 @@ def _check_map(file: str, m: TableMap, by_name: dict[str, TableMap]) -> list[Pro
             out.append(_p(Code.CONVERT_SCALE, file, m, "decimal conversion needs a `scale`", label))
         if isinstance(t, ValueMap):
             out += _check_value_map(file, m, fm, t, direction)
-        if isinstance(t, Lookup):
+        if isinstance(t, Lookup) and (t.map is None or _reference_parts(t)):
+            out += _check_reference(file, m, fm, t)
+        elif isinstance(t, Lookup):
             out += _check_lookup(file, m, fm, t, by_name)
     for dep in m.depends_on:
         if dep not in by_name:
@@ -178,8 +180,8 @@ def _check_value_map(file: str, m: TableMap, fm: FieldMap, t: ValueMap, directio
 
 def _check_lookup(file: str, m: TableMap, fm: FieldMap, t: Lookup, by_name: dict[str, TableMap]) -> list[Problem]:
     out: list[Problem] = []
-    ref = by_name.get(t.map)
-    if ref is None:
+    ref = by_name.get(t.map) if t.map is not None else None
+    if ref is None or t.map is None:
         return [_p(Code.LOOKUP_UNKNOWN_MAP, file, m, f"lookup to unknown map {t.map!r}", fm.label)]
     if t.map not in m.depends_on and t.map != m.name:
         out.append(_p(Code.LOOKUP_NOT_A_DEPENDENCY, file, m,
@@ -196,6 +198,40 @@ def _check_lookup(file: str, m: TableMap, fm: FieldMap, t: Lookup, by_name: dict
             out.append(_p(Code.LOOKUP_KEYS, file, m,
                           f"lookup keys must be exactly {ref_keys} of {t.map!r} (missing {missing}, "
                           f"unknown {extra})", fm.label))
+    return out
+
+
+def _reference_parts(t: Lookup) -> list[str]:
+    return [k for k in ("table", "entity_set", "primary_id", "values", "company", "label") if getattr(t, k) is not None]
+
+
+def _check_reference(file: str, m: TableMap, fm: FieldMap, t: Lookup) -> list[Problem]:
+    """A reference lookup: a Dataverse table (and entity set) instead of a map, keyed by its own
+    alternate key columns, each one filled from a Finance field, a fixed value or the row's company."""
+    def bad(message: str) -> Problem:
+        return _p(Code.REFERENCE_LOOKUP, file, m, message, fm.label)
+
+    if t.map is not None:
+        return [bad(f"a lookup to map {t.map!r} takes none of a reference lookup's {_reference_parts(t)}; "
+                    "name either a `map` or a reference `table`")]
+    out: list[Problem] = []
+    if t.table is None or t.entity_set is None:
+        out.append(bad("a lookup names a `map`, or a reference `table` with its `entity_set`"))
+    keys, values = t.keys or {}, t.values or {}
+    if not keys and not values:
+        out.append(bad("a reference lookup needs its table's alternate key columns under `keys` or `values`"))
+    both = sorted(set(keys) & set(values))
+    if both:
+        out.append(bad(f"key columns {both} are given both a Finance field and a fixed value"))
+    if t.company is not None:
+        if m.company is None:
+            out.append(bad(f"company key {t.company!r} needs a company-specific map (this map has no `company`)"))
+        if t.company in keys or t.company in values:
+            out.append(bad(f"company key {t.company!r} is filled from the row's company; do not list it again"))
+    if fm.dataverse in m.dataverse.keys:
+        out.append(bad("a reference lookup cannot be part of the integration key"))
+    if m.field_direction(fm).flows_to(Side.FINANCE) and values:
+        out.append(bad("fixed key values cannot flow to Finance: map the field finance_to_dataverse"))
     return out
 
 
@@ -254,10 +290,34 @@ def _check_metadata(file: str, m: TableMap, metadata: list[ServiceMetadata]) -> 
         if m.company is not None:
             names.append((m.company.dataverse_lookup if side is Side.DATAVERSE else m.company.finance_field,
                           "company"))
+        if side is Side.FINANCE:
+            names += [(f, fm.label) for fm in m.fields if isinstance(fm.transform, Lookup)
+                      and fm.transform.is_reference for f in (fm.transform.keys or {}).values()]
+        else:
+            out += _check_reference_metadata(file, m, services)
         for column, label in names:
             if column not in columns:
                 out.append(_p(Code.METADATA_UNKNOWN_FIELD, file, m,
                               f"{side.value} {entity_set!r} has no column {column!r} in $metadata", label))
+    return out
+
+
+def _check_reference_metadata(file: str, m: TableMap, services: list[ServiceMetadata]) -> list[Problem]:
+    """A reference lookup's table and key columns must be in Dataverse's $metadata too."""
+    out: list[Problem] = []
+    for fm in m.fields:
+        t = fm.transform
+        if not isinstance(t, Lookup) or not t.is_reference or t.entity_set is None:
+            continue
+        columns = next((s.entity_sets[t.entity_set] for s in services if t.entity_set in s.entity_sets), None)
+        if columns is None:
+            out.append(_p(Code.METADATA_UNKNOWN_TABLE, file, m,
+                          f"reference entity set {t.entity_set!r} is not in $metadata", fm.label))
+            continue
+        for column in [*(t.keys or {}), *(t.values or {}), *([t.company] if t.company else [])]:
+            if column not in columns:
+                out.append(_p(Code.METADATA_UNKNOWN_FIELD, file, m,
+                              f"dataverse {t.entity_set!r} has no column {column!r} in $metadata", fm.label))
     return out
 
 

@@ -51,6 +51,29 @@ class LookupSpec:
     finance_fields: tuple[str, ...]  # the fields on this Finance entity that hold the reference
 
 
+@dataclass(frozen=True)
+class ReferenceSpec:
+    """One reference lookup: a Dataverse row no map writes (a unit, a vendor account), bound by the
+    referenced table's alternate key. A miss is permanent (nothing will bring the row)."""
+
+    navigation: str  # navigation property on this table, e.g. msdyn_unit
+    table: str  # referenced Dataverse logical name, e.g. uom
+    entity_set: str  # referenced Dataverse entity set, e.g. uoms
+    primary_id: str  # its primary key column, e.g. uomid
+    key_columns: tuple[str, ...]  # alternate key columns filled from this entity's Finance fields
+    finance_fields: tuple[str, ...]  # those Finance fields, pairwise
+    fixed: tuple[tuple[str, Any], ...] = ()  # alternate key columns with a fixed value
+    company_navigation: str | None = None  # the referenced table's company lookup (from this row's company)
+    field: str = ""  # the field mapping's label, for messages
+    label: str = ""  # what the referenced row is, in users' words (e.g. unit of measure)
+
+    @property
+    def all_key_columns(self) -> tuple[str, ...]:
+        """Every alternate key column, as the error message and the wire key name them."""
+        company = (self.company_navigation,) if self.company_navigation else ()
+        return (*self.key_columns, *(k for k, _ in self.fixed), *company)
+
+
 @dataclass
 class CompiledMap:
     """A map compiled for one catalog. ``to_finance`` / ``to_dataverse`` map whole rows."""
@@ -59,6 +82,8 @@ class CompiledMap:
     to_finance: RowFunction
     to_dataverse: RowFunction
     lookups: dict[str, LookupSpec]
+    # reference lookups (to Dataverse rows no map writes), by navigation property; never in ``lookups``
+    references: dict[str, ReferenceSpec] = field(default_factory=dict)
     sources: dict[Side, str] = field(default_factory=dict)  # generated code, for `maps show --code`
     _key_from: dict[Side, Callable[[Row], tuple[Any, ...]]] = field(default_factory=dict)
 
@@ -137,9 +162,11 @@ class CompiledMap:
         if self.map.company is not None:
             items.append(f"{self.map.company.dataverse_lookup}($select={COMPANY_KEY_COLUMN})")
         wanted = {fm.dataverse for fm in _fields_from(self.map, Side.DATAVERSE, include_keys=True)}
-        for nav, spec in sorted(self.lookups.items()):
+        specs: list[tuple[str, tuple[str, ...]]] = [(n, s.key_columns) for n, s in self.lookups.items()]
+        specs += [(n, s.key_columns) for n, s in self.references.items() if s.key_columns]
+        for nav, columns in sorted(specs):
             if nav in wanted:
-                items.append(f"{nav}($select={','.join(spec.key_columns)})")
+                items.append(f"{nav}($select={','.join(columns)})")
         return items
 
     def finance_select(self) -> list[str]:
@@ -208,8 +235,8 @@ def _value_table(vm: ValueMap, source: Side) -> dict[tuple[str, Any], Any]:
     return table
 
 
-def _compile_direction(m: TableMap, catalog: Catalog | None, target: Side,
-                       lookups: dict[str, LookupSpec]) -> tuple[RowFunction, str]:
+def _compile_direction(m: TableMap, catalog: Catalog | None, target: Side, lookups: dict[str, LookupSpec],
+                       references: dict[str, ReferenceSpec]) -> tuple[RowFunction, str]:
     source = target.other
     w = _Writer(m.name)
     w.env["_tag"] = _type_tag
@@ -233,7 +260,7 @@ def _compile_direction(m: TableMap, catalog: Catalog | None, target: Side,
     for fm in m.fields:
         if not m.field_direction(fm).flows_to(target):
             continue
-        _emit_field(w, m, fm, source, target, lookups)
+        _emit_field(w, m, fm, source, target, lookups, references)
     w.emit("return out")
 
     # The failure helper computes the key lazily: only rows that fail pay for it.
@@ -246,7 +273,7 @@ def _compile_direction(m: TableMap, catalog: Catalog | None, target: Side,
 
 
 def _emit_field(w: _Writer, m: TableMap, fm: FieldMap, source: Side, target: Side,
-                lookups: dict[str, LookupSpec]) -> None:
+                lookups: dict[str, LookupSpec], references: dict[str, ReferenceSpec]) -> None:
     src_col = fm.dataverse if source is Side.DATAVERSE else fm.finance
     dst_col = fm.finance if target is Side.FINANCE else fm.dataverse
     label = fm.label
@@ -255,6 +282,9 @@ def _emit_field(w: _Writer, m: TableMap, fm: FieldMap, source: Side, target: Sid
 
     if isinstance(t, Constant):
         w.emit(f"out[{dst_col!r}] = {w.const(t.value)}")
+        return
+    if isinstance(t, Lookup) and t.is_reference:
+        _emit_lookup(w, m, fm, references[fm.dataverse or ""], source, target)
         return
     if isinstance(t, Lookup):
         _emit_lookup(w, m, fm, lookups[fm.dataverse or ""], source, target)
@@ -291,9 +321,11 @@ def _emit_field(w: _Writer, m: TableMap, fm: FieldMap, source: Side, target: Sid
         w.emit(f"fail(row, {label!r}, v, {t.to.value!r} + ' conversion: ' + str(e))", indent + 1)
 
 
-def _emit_lookup(w: _Writer, m: TableMap, fm: FieldMap, spec: LookupSpec, source: Side, target: Side) -> None:
+def _emit_lookup(w: _Writer, m: TableMap, fm: FieldMap, spec: LookupSpec | ReferenceSpec, source: Side,
+                 target: Side) -> None:
     nav = spec.navigation
     pairs = list(zip(spec.key_columns, spec.finance_fields, strict=True))
+    fixed = spec.fixed if isinstance(spec, ReferenceSpec) else ()
     if target is Side.FINANCE:
         w.emit(f"r = get({nav!r})")
         w.emit("if r is None:")
@@ -313,7 +345,8 @@ def _emit_lookup(w: _Writer, m: TableMap, fm: FieldMap, spec: LookupSpec, source
     else:
         # Finance holds no null strings: an empty reference field means "no reference".
         w.emit("ks = (" + "".join(f"get({fo!r}), " for _, fo in pairs) + ")")
-        w.emit("if all(k is None or k == '' for k in ks):")
+        # a reference keyed by fixed values only always points somewhere
+        w.emit("if ks and all(k is None or k == '' for k in ks):")
         if fm.required:
             w.emit(f"fail(row, {fm.label!r}, None, 'a reference is required')", 2)
         else:
@@ -321,6 +354,8 @@ def _emit_lookup(w: _Writer, m: TableMap, fm: FieldMap, spec: LookupSpec, source
         w.emit("else:")
         body = ", ".join(f"{k!r}: ks[{i}]" for i, (k, _) in enumerate(pairs))
         w.emit(f"ref = {{{body}}}", 2)
+        for column, value in fixed:
+            w.emit(f"ref[{column!r}] = {w.const(value)}", 2)
         if spec.company_navigation:
             company_field = m.company.finance_field if m.company else "dataAreaId"
             w.emit(f"co = get({company_field!r})", 2)
@@ -329,11 +364,35 @@ def _emit_lookup(w: _Writer, m: TableMap, fm: FieldMap, spec: LookupSpec, source
         w.emit(f"out[{nav!r}] = ref", 2)
 
 
+def _reference_specs(m: TableMap) -> dict[str, ReferenceSpec]:
+    specs: dict[str, ReferenceSpec] = {}
+    for fm in m.fields:
+        t = fm.transform
+        if not isinstance(t, Lookup) or not t.is_reference:
+            continue
+        if t.table is None or t.entity_set is None:
+            raise ValueError(f"map {m.name!r}: reference lookup {fm.label} needs a `table` and its `entity_set`")
+        keys = t.keys or {}
+        specs[fm.dataverse or ""] = ReferenceSpec(
+            navigation=fm.dataverse or "",
+            table=t.table,
+            entity_set=t.entity_set,
+            primary_id=t.primary_id or f"{t.table}id",
+            key_columns=tuple(keys),
+            finance_fields=tuple(keys.values()),
+            fixed=tuple((t.values or {}).items()),
+            company_navigation=t.company,
+            field=fm.label,
+            label=t.label or t.table,
+        )
+    return specs
+
+
 def _lookup_specs(m: TableMap, catalog: Catalog | None) -> dict[str, LookupSpec]:
     specs: dict[str, LookupSpec] = {}
     for fm in m.fields:
         t = fm.transform
-        if not isinstance(t, Lookup):
+        if not isinstance(t, Lookup) or t.map is None:
             continue
         if catalog is None or t.map not in catalog:
             raise ValueError(f"map {m.name!r}: lookup {fm.label} needs map {t.map!r} in the catalog")
@@ -412,11 +471,12 @@ def _key_functions(m: TableMap, lookups: dict[str, LookupSpec]) -> dict[Side, Ca
 def compile_map(m: TableMap, catalog: Catalog | None = None) -> CompiledMap:
     """Compile one map. ``catalog`` resolves lookups (required when the map has any)."""
     lookups = _lookup_specs(m, catalog)
+    references = _reference_specs(m)
     keys = _key_functions(m, lookups)
     functions: dict[Side, RowFunction] = {}
     sources: dict[Side, str] = {}
     for target in (Side.FINANCE, Side.DATAVERSE):
-        fn, src = _compile_direction(m, catalog, target, lookups)
+        fn, src = _compile_direction(m, catalog, target, lookups, references)
         source = target.other
 
         def fail(row: Row, field: str, value: Any, reason: str, _src: Side = source) -> None:
@@ -434,6 +494,7 @@ def compile_map(m: TableMap, catalog: Catalog | None = None) -> CompiledMap:
         to_finance=functions[Side.FINANCE],
         to_dataverse=functions[Side.DATAVERSE],
         lookups=lookups,
+        references=references,
         sources=sources,
         _key_from=keys,
     )

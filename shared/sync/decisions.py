@@ -23,6 +23,23 @@ class DependencyMissing(Exception):
         super().__init__(f"parent {parent_map} {parent_key} is not on the target yet")
 
 
+class ReferenceMissing(Exception):
+    """A reference lookup found no row: reference data (a unit, a vendor account) that no map writes
+    is missing in Dataverse. Nothing will bring it, so this is permanent until a user creates the
+    row (or corrects the source) and replays. Names the map, record, field, value and table."""
+
+    def __init__(self, map_name: str, key: str, field: str, what: str, value: str, entity_set: str,
+                 columns: tuple[str, ...], fix: str):
+        self.map_name = map_name
+        self.key = key
+        self.field = field
+        self.value = value
+        self.entity_set = entity_set
+        self.columns = columns
+        super().__init__(f"{map_name} {key}: {what} {value} not found in Dataverse {entity_set} "
+                         f"({', '.join(columns)}) - {fix}")
+
+
 @dataclass(frozen=True)
 class Policy:
     """Bounds for rescheduled retries (seconds)."""
@@ -42,6 +59,7 @@ class Policy:
 TABLE: list[tuple[type[BaseException], Classification, bool]] = [
     (DependencyMissing, Classification.DEPENDENCY_MISSING, True),
     (ce.LookupTargetMissing, Classification.DEPENDENCY_MISSING, True),
+    (ReferenceMissing, Classification.VALIDATION, False),
     (MappingError, Classification.MAPPING, False),
     (ce.Throttled, Classification.TRANSIENT_EXHAUSTED, True),
     (ce.Transient, Classification.TRANSIENT_EXHAUSTED, True),
@@ -77,6 +95,8 @@ def decide(error: BaseException, attempt: int, policy: Policy) -> Outcome:
 def _describe(error: BaseException) -> str:
     if isinstance(error, MappingError):
         return f"field {error.field}: {error.reason}"
+    if isinstance(error, ReferenceMissing):
+        return f"field {error.field}: no {error.entity_set} row with {error.value}"
     if isinstance(error, ce.ConnectorError):
         return f"{error.service} {error.method} {error.path} -> {error.status} {error.code}".strip()
     return type(error).__name__

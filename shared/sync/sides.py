@@ -18,9 +18,9 @@ from shared.connectors.dataverse import DataverseConnector
 from shared.connectors.errors import NotFound
 from shared.connectors.finance import FinanceConnector
 from shared.connectors.odata import entity_path, literal, query_string
-from shared.mapping import CompiledMap, key_to_string
+from shared.mapping import CompiledMap, ReferenceSpec, key_to_string
 from shared.mapping.compiler import COMPANY_KEY_COLUMN
-from shared.sync.decisions import DependencyMissing
+from shared.sync.decisions import DependencyMissing, ReferenceMissing
 
 Row = dict[str, Any]
 COMPANY_SET = "cdm_companies"
@@ -82,6 +82,9 @@ class DataverseSide:
     def __init__(self, connector: DataverseConnector, compiled: Mapping[str, CompiledMap]):
         self.connector = connector
         self.compiled = compiled
+        # reference rows found (units, vendor accounts): few, read-mostly; a row deleted later fails
+        # the write itself (the connector's LookupTargetMissing), so a stale entry is not silent
+        self._references: OrderedDict[tuple[str, str], UUID] = OrderedDict()
 
     async def _company_id(self, code: str) -> UUID:
         try:
@@ -120,6 +123,35 @@ class DataverseSide:
             parent_key = [v for k, v in sorted(ref.items()) if not isinstance(v, dict)]
             raise DependencyMissing(map_name, key_to_string(tuple(parent_key))) from None
 
+    async def reference_id(self, cm: CompiledMap, key: tuple[Any, ...], spec: ReferenceSpec, ref: Row) -> UUID:
+        """The GUID of a reference row (no map writes it) from its alternate key; a miss is permanent."""
+        wire: dict[str, Any] = {}
+        shown: list[str] = []
+        for column in spec.all_key_columns:
+            value = ref.get(column)
+            if column == spec.company_navigation:
+                code = value.get(COMPANY_KEY_COLUMN) if isinstance(value, dict) else None
+                wire[f"_{column}_value"] = await self._company_id(str(code))
+                shown.append(f"in company {code}")
+            else:
+                wire[column] = value
+                shown.append(repr(value))  # the company comes last in all_key_columns
+        cache_key = (spec.entity_set, key_to_string(tuple(sorted((k, str(v)) for k, v in wire.items()))))
+        found = self._references.get(cache_key)
+        if found is not None:
+            return found
+        try:
+            guid = await self.connector.resolve_id(spec.entity_set, wire, id_attribute=spec.primary_id)
+        except NotFound:
+            raise ReferenceMissing(cm.name, " / ".join(str(k) for k in key), spec.field, spec.label,
+                                   " ".join(shown), spec.entity_set, spec.all_key_columns,
+                                   "create it in Dataverse or correct the record at its source, then replay"
+                                   ) from None
+        self._references[cache_key] = guid
+        if len(self._references) > 10_000:
+            self._references.popitem(last=False)
+        return guid
+
     async def read(self, cm: CompiledMap, *, key: tuple[Any, ...] | None, record_id: str | None) -> SourceRow:
         m = cm.map
         params = {"$select": ",".join(cm.dataverse_select()), "$expand": ",".join(cm.dataverse_expand()) or None}
@@ -148,7 +180,8 @@ class DataverseSide:
             return bool(page)
         return False
 
-    async def _body(self, cm: CompiledMap, row: Row, key_columns: set[str]) -> tuple[Row, dict[str, tuple[str, Any]]]:
+    async def _body(self, cm: CompiledMap, row: Row, key_columns: set[str],
+                    key: tuple[Any, ...] = ()) -> tuple[Row, dict[str, tuple[str, Any]]]:
         body: Row = {}
         lookups: dict[str, tuple[str, Any]] = {}
         company_nav = cm.map.company.dataverse_lookup if cm.map.company else None
@@ -163,6 +196,12 @@ class DataverseSide:
                     body[f"{column}@odata.bind"] = None
                 else:
                     lookups[column] = (spec.entity_set, await self._lookup_id(spec.map, value))
+            elif column in cm.references:
+                ref_spec = cm.references[column]
+                if value is None:
+                    body[f"{column}@odata.bind"] = None
+                else:
+                    lookups[column] = (ref_spec.entity_set, await self.reference_id(cm, key, ref_spec, value))
             else:
                 body[column] = value
         return body, lookups
@@ -171,7 +210,7 @@ class DataverseSide:
         m = cm.map
         key_columns = list(m.dataverse.keys)
         wire_key = await self._wire_key(cm, cm.key_fields(Side.DATAVERSE, key), key_columns)
-        body, lookups = await self._body(cm, row, set(key_columns))
+        body, lookups = await self._body(cm, row, set(key_columns), key)
         # key columns that are plain values must be in the body on create (Dataverse takes them
         # from the URL too; sending both is allowed and keeps create and update the same call)
         for column in key_columns:
