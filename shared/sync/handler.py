@@ -5,6 +5,10 @@ not matter: the handler always reads the source as it is now (promise 1). The le
 and target side keeps the last applied source version and the hash of the last row written, so an
 older version never overwrites a newer one (promise 3), a repeat does nothing (promise 5), and our
 own write coming back from the other side maps to the same row and is skipped (promise 4).
+
+On a bidirectional map a write from A to B also tells what A holds: the ledger "to A" is set to A's
+row as it would be written from B. So the echo of the write, arriving from B, is "unchanged" without
+reading A, and an echo that arrives after A was edited again is never written back over that edit.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from shared.catalog.models import DeleteBehaviour, Side
+from shared.catalog.models import DeleteBehaviour, Direction, Side
 from shared.mapping import CompiledMap, row_hash
 from shared.mapping.compiler import key_to_string
 from shared.state.base import StateStore
@@ -84,17 +88,45 @@ class SyncHandler:
 
         ledger = await self.state.get_ledger(map_name, ledger_key(key_text, target))
         if ledger is not None:
-            if source_version is not None and ledger.source_version > source_version:
+            # versions are comparable only when they come from the same side
+            if source_version is not None and ledger.source_side == source.value \
+                    and ledger.source_version > source_version:
                 return Skipped("stale", key_text)
             if ledger.target_hash == digest:
                 return Skipped("unchanged", key_text)
-        if cm.map.direction.value == "bidirectional" and await self._target_already_equal(cm, target, key_tuple, mapped):
+        bidirectional = cm.map.direction is Direction.BIDIRECTIONAL
+        if bidirectional and await self._target_already_equal(cm, target, key_tuple, mapped):
             await self._record(map_name, key_text, target, source, source_version, digest, ledger)
+            await self._record_source_holds(cm, key_text, source, mapped)
             return Skipped("unchanged", key_text)
 
         await self.sides[target].write(cm, key_tuple, mapped)
         await self._record(map_name, key_text, target, source, source_version, digest, ledger)
+        if bidirectional:
+            await self._record_source_holds(cm, key_text, source, mapped)
         return Applied("upsert", key_text)
+
+    async def _record_source_holds(self, cm: CompiledMap, key_text: str, source: Side,
+                                   mapped: dict[str, Any]) -> None:
+        """Set the ledger "to source" to the source row as the other side would write it (the round trip
+        of what was just written), so the echo of this write maps to an unchanged row."""
+        try:
+            held = row_hash(cm.to_side(source)(mapped))
+        except Exception as exc:  # a row that does not round-trip is only compared the slow way
+            log.debug("sync %s: no round trip for %s: %s", cm.name, key_text, type(exc).__name__)
+            return
+        key = ledger_key(key_text, source)
+        previous = await self.state.get_ledger(cm.name, key)
+        if previous is not None and previous.target_hash == held:
+            return
+        entry = LedgerEntry(map=cm.name, key=key, source_version=0, source_side=source.value, target_hash=held)
+        try:
+            if previous is None:
+                await self.state.put_ledger(entry, only_if_absent=True)
+            else:
+                await self.state.put_ledger(entry, expected_etag=previous.etag)
+        except ConcurrencyError:
+            pass  # a write into the source side meanwhile recorded what it wrote, which is newer
 
     async def _target_already_equal(self, cm: CompiledMap, target: Side, key: tuple[Any, ...],
                                     mapped: dict[str, Any]) -> bool:
@@ -133,6 +165,8 @@ class SyncHandler:
             return Skipped("filtered out", key_text)
         await self.sides[target].delete(cm, key)
         await self.state.delete_ledger(cm.name, ledger_key(key_text, target))
+        if cm.map.direction is Direction.BIDIRECTIONAL:
+            await self.state.delete_ledger(cm.name, ledger_key(key_text, source))
         return Applied("delete", key_text)
 
     async def _remember_alias(self, map_name: str, record_id: str, key_text: str) -> None:

@@ -156,3 +156,49 @@ async def test_paused_map_parks_the_notification(env):
     assert await handler.handle("legal_entities", Side.FINANCE, key='["USPM"]') == Parked(handler.policy.pause_delay)
     await state.set_map_state("legal_entities", RunState.RUNNING)
     assert await handler.handle("legal_entities", Side.FINANCE, key='["USPM"]') == Applied("upsert", '["USPM"]')
+
+
+def fo_client(fo) -> httpx.Client:
+    return httpx.Client(base_url=fo.url + "/data/", headers={"Authorization": f"Bearer {TOKEN}"})
+
+
+async def test_echo_of_our_write_never_overwrites_a_newer_edit_at_its_source(env):
+    """Finance edits a customer twice; the Dataverse echo of the first sync arrives after the second edit.
+
+    The echo carries nothing new (Dataverse holds exactly what we wrote), so it must not be written back
+    over Finance's newer edit; the second edit's own notification then lands it in Dataverse."""
+    handler, state, dv, fo = env
+    await handler.handle("legal_entities", Side.FINANCE, key='["USPM"]')
+    key = '["USPM","C-1"]'
+    assert await handler.handle("customers", Side.FINANCE, key=key) == Applied("upsert", key)
+    with dv_client(dv) as c:
+        account = c.get("accounts", params={"$filter": "accountnumber eq 'C-1'"}).json()["value"][0]
+    with fo_client(fo) as c:
+        r = c.patch("CustomersV3(dataAreaId='uspm',CustomerAccount='C-1')?cross-company=true",
+                    json={"OrganizationName": "Fabrikam Holdings"})
+        assert r.status_code == 204, r.text
+
+    outcome = await handler.handle("customers", Side.DATAVERSE, record_id=account["accountid"])
+    assert outcome == Skipped("unchanged", key)
+    [customer] = finance_rows(fo, "CustomersV3")
+    assert customer["OrganizationName"] == "Fabrikam Holdings"
+
+    assert await handler.handle("customers", Side.FINANCE, key=key) == Applied("upsert", key)
+    with dv_client(dv) as c:
+        assert c.get(f"accounts({account['accountid']})").json()["name"] == "Fabrikam Holdings"
+
+
+async def test_a_real_edit_on_the_other_side_still_syncs_back(env):
+    handler, state, dv, fo = env
+    await handler.handle("legal_entities", Side.FINANCE, key='["USPM"]')
+    key = '["USPM","C-1"]'
+    await handler.handle("customers", Side.FINANCE, key=key)
+    with dv_client(dv) as c:
+        account = c.get("accounts", params={"$filter": "accountnumber eq 'C-1'"}).json()["value"][0]
+        assert c.patch(f"accounts({account['accountid']})", json={"name": "Fabrikam EU"}).status_code == 204
+
+    assert await handler.handle("customers", Side.DATAVERSE, record_id=account["accountid"]) == Applied("upsert", key)
+    [customer] = finance_rows(fo, "CustomersV3")
+    assert customer["OrganizationName"] == "Fabrikam EU"
+    # and Finance's echo of that write is recognised in turn
+    assert await handler.handle("customers", Side.FINANCE, key=key) == Skipped("unchanged", key)
