@@ -115,7 +115,10 @@ class SyncService:
             description=outcome.description,
             delivery_count=delivery.delivery_count,
             payload=scrub(payload),
-            message_id=delivery.message_id,
+            # One record per record stream and cause, not per message: every notification of a row reads
+            # its current state, so all those queued when a bad value landed fail alike (occurrences count
+            # them; replay of the latest covers all). An unreadable body has no stream: its own message.
+            message_id=note.session_id if note else delivery.message_id,
             session_id=delivery.session_id,
         ))
         log.error("sync %s: %s kept in the error store: %s", map_name, outcome.classification.value,
