@@ -96,13 +96,17 @@ def _columns(cm: CompiledMap, side: Side) -> tuple[list[str], list[str] | None]:
     m = cm.map
     if side is Side.DATAVERSE:
         cols = {m.dataverse.primary_id, "versionnumber"}
-        cols.update(fm.dataverse for fm in m.fields if fm.dataverse and fm.dataverse not in cm.lookups)
+        cols.update(fm.dataverse for fm in m.fields
+                    if fm.dataverse and fm.dataverse not in cm.lookups and fm.dataverse not in cm.references)
         expand = [f"{m.company.dataverse_lookup}($select=cdm_companycode)"] if m.company else []
         expand += [f"{nav}($select={','.join(spec.key_columns)})" for nav, spec in sorted(cm.lookups.items())]
+        expand += [f"{nav}($select={','.join(spec.expand_columns)})" for nav, spec in sorted(cm.references.items())
+                   if spec.expand_columns]  # reference lookups (units, vendor accounts)
         return sorted(cols), expand
     fo = set(cm.finance_select())
     fo.update(fm.finance for fm in m.fields if fm.finance)
     fo.update(f for spec in cm.lookups.values() for f in spec.finance_fields)
+    fo.update(f for spec in cm.references.values() for f in spec.finance_fields)
     return sorted(fo), None
 
 

@@ -100,6 +100,13 @@ class DataverseWriter:
                     body[f"{column}@odata.bind"] = None
                 else:
                     lookups[column] = (cm.lookups[column].entity_set, self._guid(cm, column, value))
+            elif column in cm.references:  # reference data (units, vendor accounts): a miss is permanent
+                spec = cm.references[column]
+                if value is None:
+                    body[f"{column}@odata.bind"] = None
+                else:
+                    lookups[column] = (spec.entity_set,
+                                       await self.ctx.dataverse_side.reference_id(cm, item.key, spec, value))
             else:
                 body[column] = value
         return Upsert(address, body, lookups)

@@ -68,6 +68,11 @@ class ReferenceSpec:
     label: str = ""  # what the referenced row is, in users' words (e.g. unit of measure)
 
     @property
+    def expand_columns(self) -> tuple[str, ...]:
+        """The key columns a read expands (the company is not expanded, as for map lookups)."""
+        return (*self.key_columns, *(k for k, _ in self.fixed))
+
+    @property
     def all_key_columns(self) -> tuple[str, ...]:
         """Every alternate key column, as the error message and the wire key name them."""
         company = (self.company_navigation,) if self.company_navigation else ()
@@ -163,7 +168,7 @@ class CompiledMap:
             items.append(f"{self.map.company.dataverse_lookup}($select={COMPANY_KEY_COLUMN})")
         wanted = {fm.dataverse for fm in _fields_from(self.map, Side.DATAVERSE, include_keys=True)}
         specs: list[tuple[str, tuple[str, ...]]] = [(n, s.key_columns) for n, s in self.lookups.items()]
-        specs += [(n, s.key_columns) for n, s in self.references.items() if s.key_columns]
+        specs += [(n, s.expand_columns) for n, s in self.references.items() if s.expand_columns]
         for nav, columns in sorted(specs):
             if nav in wanted:
                 items.append(f"{nav}($select={','.join(columns)})")
