@@ -27,9 +27,11 @@ def main(argv: list[str] | None = None) -> int:
         "drift": {k: v for k, v in result.drift.items() if v["drift"]},
         "duplicates": result.duplicates,
         "errors_open_after_replay": len(result.errors_open_after_replay),
+        "unexplained_validation": len(result.unexplained_validation),
     }
     print(json.dumps(summary, indent=None if args.json else 2))
-    return 0 if result.converged and not result.errors_open_after_replay else 1
+    ok = result.converged and not result.errors_open_after_replay and not result.unexplained_validation
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ from sandbox.httpserver import free_port
 from sandbox.run.environment import PROJECT_ROOT
 
 # The app's own log lines (INFO, with ``-v``): one per handled notification, and the host's abandons.
-_OUTCOME = re.compile(r" dualsync\.sync: sync \S+ .* -> (\w+)$")
+# Only the service's INFO line: the handler's WARNING for a failure ("sync M from S (K): Error -> Retry")
+# also ends in the outcome, and counting both doubled every retry and dead letter.
+_OUTCOME = re.compile(r" INFO dualsync\.sync: sync \S+ .* -> (\w+)$")
 _ABANDONED = re.compile(r" failed on message .* \(delivery \d+\)")
 _DEAD_LETTERED = re.compile(r" dead-lettered after \d+ deliveries")
 

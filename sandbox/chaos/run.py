@@ -11,8 +11,9 @@ Phases (the share of the changes each gets):
 4. Finance down (15%, Dataverse changes only): every Finance request answers 503 for a while;
 5. duplicated and reordered notifications (15%): the phase's webhook and business-event bodies are
    captured and posted to the host again, shuffled, half of them twice;
-6. permanent failures: project names too long for Finance are dead-lettered; the cause is fixed at the
-   source and every open error is replayed.
+6. permanent failures: project names too long for Finance are dead-lettered (one error record per row,
+   however many of its notifications were still queued); the cause is fixed at the source and every open
+   error is replayed. Every error kept is sorted against these intended ones (:mod:`intended`).
 
 Then: the broker drains, reconcile reports drift per map, target rows are counted by key, and the error
 store is checked (every failure has a reason; after replay none is open).
@@ -34,6 +35,7 @@ from typing import Any
 from sandbox.chaos.capture import CaptureServer, describe, post_again
 from sandbox.chaos.driver import ChaosDriver
 from sandbox.chaos.hostproc import HostProcess
+from sandbox.chaos.intended import IntendedFailure, SortedErrors, names_too_long, sort_errors
 from sandbox.chaos.keys import duplicated_keys
 from sandbox.chaos.watch import BrokerWatch
 from sandbox.run.environment import Environment, app_settings, start_environment
@@ -70,7 +72,15 @@ class ChaosResult:
     errors_kept: list[dict[str, Any]]
     errors_open_after_replay: list[dict[str, Any]]
     settled: bool
+    intended: list[IntendedFailure] = field(default_factory=list)
+    sorted_errors: SortedErrors | None = None
     timeline: list[tuple[str, float]] = field(default_factory=list)
+
+    @property
+    def unexplained_validation(self) -> list[dict[str, Any]]:
+        """Validation failures the run did not cause on purpose (each one is a bug to find)."""
+        unintended = self.sorted_errors.unintended if self.sorted_errors else []
+        return [e for e in unintended if e["classification"] == "validation"]
 
     @property
     def converged(self) -> bool:
@@ -223,6 +233,7 @@ class ChaosRun:
             self.step(f"phase 6: {o.bad_values} project names too long for Finance")
             bad = await driver.column_targets(runtime.catalog["projects"], Side.DATAVERSE, "msdyn_subject",
                                               o.bad_values)
+            intended = names_too_long(bad)
             for target in bad:
                 await driver.edit(target, "X" * 120)
             changes_done = time.monotonic()
@@ -232,7 +243,9 @@ class ChaosRun:
             settled = await watch.settle(o.settle_timeout)
             converge_seconds = time.monotonic() - changes_done
             kept = await ops.errors(None, status="open", limit=1000)
-            self.step(f"drained={settled} in {converge_seconds:.1f}s; {len(kept)} error(s) kept")
+            sorted_errors = sort_errors(kept, intended)
+            self.step(f"drained={settled} in {converge_seconds:.1f}s; {len(kept)} error(s) kept, "
+                      f"{len(sorted_errors.intended)} intended, {len(sorted_errors.unintended)} not")
 
             self.step("fixing the causes at the source, replaying every open error")
             for target in bad:
@@ -252,9 +265,10 @@ class ChaosRun:
             duplicates = duplicated_keys(runtime.catalog, env)
             total_seconds = time.monotonic() - self.started
 
-            figures = self._figures(env, host, driver, watch, replay, kept, replayed, converge_seconds,
-                                    total_seconds, len(targets))
-            result = ChaosResult(figures, drift, duplicates, kept, still_open, settled, self.timeline)
+            figures = self._figures(env, host, driver, watch, replay, kept, sorted_errors, replayed,
+                                    converge_seconds, total_seconds, len(targets))
+            result = ChaosResult(figures, drift, duplicates, kept, still_open, settled, self.timeline,
+                                 intended, sorted_errors)
             self.step("converged" if result.converged else "NOT converged")
             return result
         finally:
@@ -294,8 +308,8 @@ class ChaosRun:
     # --- the figures -------------------------------------------------------------------------------
 
     def _figures(self, env: Environment, host: HostProcess, driver: ChaosDriver, watch: BrokerWatch,
-                 replay: Any, kept: list[dict[str, Any]], replayed: int, converge_seconds: float,
-                 total_seconds: float, targets: int) -> dict[str, Any]:
+                 replay: Any, kept: list[dict[str, Any]], sorted_errors: SortedErrors, replayed: int,
+                 converge_seconds: float, total_seconds: float, targets: int) -> dict[str, Any]:
         dv, fo = env.dv.stats(), env.fo.stats()
         injected: Counter[str] = Counter()
         for stats in (dv, fo):
@@ -316,6 +330,7 @@ class ChaosRun:
             "driver_retries": dict(driver.figures.retries),
             "dead_letters": len(kept),
             "dead_letter_reasons": dict(Counter(e["classification"] for e in kept)),
+            "dead_letters_sorted": sorted_errors.figures(),
             "replayed": replayed,
             "notifications_posted_again": describe(replay),
             "host_starts": host.starts,
