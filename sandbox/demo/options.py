@@ -49,6 +49,8 @@ RESOURCE_USER = 3
 
 # account.customertypecode: customer (customers map writes 3)
 CUSTOMER_TYPE_CUSTOMER = 3
+# account.customertypecode: vendor (the vendor-to-account workflow's accounts; the customers map skips them)
+CUSTOMER_TYPE_VENDOR = 11
 
 # msdyn_vendor.msdyn_onholdstatus: not on hold (assumed)
 VENDOR_NOT_ON_HOLD = 192350000

@@ -142,7 +142,7 @@ class Plan:
         people = 3 * self.workers  # Finance worker, its Dataverse copy, its bookable resource
         customers = n_co * self.customers_per_company
         shared = sum(1 for k in range(self.customers_per_company) if customer_side(k) == "both")
-        vendors = n_co * self.vendors_per_company
+        vendors = 2 * n_co * self.vendors_per_company  # the vendor and its Dataverse account
         parties = customers + n_co * shared + vendors
         leaves = TASKS_PER_PROJECT - 1
         per_project = (

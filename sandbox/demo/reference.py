@@ -149,3 +149,13 @@ def dataverse_prerequisites(w: World) -> Iterator[DemoRow]:
                     "msdyn_paymentterms": "Net45", "_msdyn_currencycode_value": w.currency_id(co.currency),
                     "msdyn_onholdstatus": opt.VENDOR_NOT_ON_HOLD, "msdyn_address1_city": co.city,
                     "msdyn_address1_countryregionid": co.country})
+    # Project Operations needs every vendor as an account in its company (the vendor-to-account
+    # workflow, not a map): vendor invoices look the vendor up there (msdyn_vendor -> account). Its
+    # currency and group come from the vendor; the customers map's filter (type 3) leaves them out.
+    for co in COMPANIES:
+        for k in range(w.plan.vendors_per_company):
+            yield dv("accounts", {
+                "accountid": w.id("account", f"vendor/{co.code}/{k}"), "name": w.vendor_name(co, k),
+                "accountnumber": w.vendor_account(co, k), "_msdyn_company_value": w.company_id(co),
+                "customertypecode": opt.CUSTOMER_TYPE_VENDOR, "msdyn_customergroupid": "Vendors",
+                "_transactioncurrencyid_value": w.currency_id(co.currency), "exchangerate": w.rate(co.currency)})

@@ -375,11 +375,14 @@ async def invoices_expenses_vendor_invoices(w: World, ids: dict[str, str]) -> No
         "dataAreaId": co, "VendorInvoiceId": "VI-1", "InvoiceNumber": "NW-778", "VendorAccountNumber": "V-1",
         "InvoiceDate": "2025-02-20T00:00:00Z", "CurrencyCode": "USD", "InvoiceAmount": 300.0, "HoldPayment": "Yes",
         "HasProjectLine": "Yes"}])
+    # the vendor as an account in its company (Project Operations' vendor-to-account workflow, no map)
+    account = w.create("accounts", {"name": "Northwind", "accountnumber": "V-1", "customertypecode": 11, **w.company()})
     await w.sync("vendor_invoices", Side.FINANCE, key=[CO, "VI-1"])
     vi = w.dv_row("msdyn_projectvendorinvoices", "msdyn_externalinvoice eq 'VI-1'",
                   "msdyn_owningcompany($select=cdm_companycode)")
     assert (vi["msdyn_vendorinvoicenumber"], vi["msdyn_holdvendorpayment"], float(vi["msdyn_totalamount"]),
-            vi["msdyn_owningcompany"]["cdm_companycode"]) == ("NW-778", True, 300.0, CO)
+            vi["msdyn_owningcompany"]["cdm_companycode"], vi["_msdyn_vendor_value"]) == ("NW-778", True, 300.0, CO,
+                                                                                       account)
 
     w.load("ProjVendInvoiceLineExports", [{
         "dataAreaId": co, "ExternalInvoiceLine": "VI-1-1", "VendorInvoiceId": "VI-1", "LineNumber": 1,
