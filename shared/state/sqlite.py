@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +34,7 @@ from .models import (
     utcnow,
 )
 from .sqlite_calls import SqliteCalls
+from .stamps import parse_stamp, stamp_text
 
 T = TypeVar("T")
 
@@ -59,13 +60,8 @@ CREATE TABLE IF NOT EXISTS map_states (
 """
 
 
-def _ts(dt: datetime) -> str:
-    # Fixed-width UTC ISO text sorts the same as the instants it names.
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _dt(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+_ts = stamp_text
+_dt = parse_stamp
 
 
 def _new_etag() -> str:

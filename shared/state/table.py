@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from azure.core import MatchConditions
@@ -42,6 +42,7 @@ from .models import (
     RunState,
     utcnow,
 )
+from .stamps import parse_stamp, stamp_text
 
 # One string property holds at most 64 KiB (32K UTF-16 units); 16K characters fit even if every
 # one is a surrogate pair. An entity holds at most 1 MiB, so the payload gets at most 28 chunks.
@@ -56,12 +57,8 @@ _BATCH_SIZE = 100  # operations per entity group transaction
 Credential = AzureNamedKeyCredential | AzureSasCredential | AsyncTokenCredential
 
 
-def _ts(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _dt(text: str) -> datetime:
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+_ts = stamp_text
+_dt = parse_stamp
 
 
 def _int(value: Any) -> int:
