@@ -200,10 +200,11 @@ async def _measure(env: Environment, seconds: float, seed: int) -> dict[str, Any
 
 
 def measure(seconds: float, rows: int = 200, seed: int = 5, workdir: Path | None = None,
-            host_process: bool = True) -> dict[str, Any]:
+            host_process: bool = True, verbose: bool = False) -> dict[str, Any]:
     """``host_process``: the dev host runs as its own process, as the Functions host does in Azure (the
     emulators and the driver stand for Dataverse, Finance and their users, elsewhere); False hosts it on
-    a thread of this process, sharing one interpreter lock with all of them."""
+    a thread of this process, sharing one interpreter lock with all of them. ``verbose``: the host logs
+    every notification and HTTP call (INFO), which costs it CPU; off by default, as deployed."""
     with tempfile.TemporaryDirectory(prefix="dualsync-latency-") as tmp:
         work = (workdir or Path(tmp)) / "sandbox"
         env = start_environment(rows, seed, work)
@@ -212,7 +213,7 @@ def measure(seconds: float, rows: int = 200, seed: int = 5, workdir: Path | None
             with app_environment(settings):
                 if host_process:
                     env.host = HostProcess(settings, work / "host-keys.json", work / "broker.sqlite",
-                                           log_path=work / "host.log")
+                                           log_path=work / "host.log", verbose=verbose)
                     env.host.start()
                 else:
                     env.start_host()

@@ -37,12 +37,16 @@ class HostProcess:
     """``python -m cli.main host`` with the run's app settings; ``kill()`` is SIGKILL, ``stop()`` SIGTERM."""
 
     def __init__(self, settings: dict[str, str], keys_path: Path, broker_path: Path, *,
-                 port: int | None = None, sessions: int = 8, log_path: Path | None = None) -> None:
+                 port: int | None = None, sessions: int = 8, log_path: Path | None = None,
+                 verbose: bool = True) -> None:
+        # ``verbose``: the app's INFO lines, which the chaos run counts outcomes from; a benchmark leaves
+        # them off, as a deployed app logs warnings and up.
         self.settings = settings
         self.keys_path = keys_path
         self.broker_path = broker_path
         self.port = port or free_port()
         self.sessions = sessions
+        self.verbose = verbose
         self.log_path = log_path
         self.proc: subprocess.Popen[str] | None = None
         self.starts = 0
@@ -67,7 +71,7 @@ class HostProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DUALSYNC_")}
         env.update(self.settings)
         cmd = [sys.executable, "-m", "cli.main", "host", "--port", str(self.port), "--keys", str(self.keys_path),
-               "--broker", str(self.broker_path), "--sessions", str(self.sessions), "--verbose"]
+               "--broker", str(self.broker_path), "--sessions", str(self.sessions)] + (["--verbose"] * self.verbose)
         self.proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.starts += 1
