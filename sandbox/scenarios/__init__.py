@@ -27,7 +27,7 @@ SCENARIOS: dict[str, Scenario] = {
     "missing-exchange-rate": failures.missing_exchange_rate,
     "missing-project-category": failures.missing_project_category,
     "expense-summary-task": failures.expense_summary_task,
-    "vendor-invoice-unknown-unit": vendor_invoice.unknown_unit,
+    "vendor-invoice-unknown-unit-or-vendor": vendor_invoice.unknown_unit_or_vendor,
 }
 
 

@@ -101,6 +101,24 @@ def _extra_property(d: dict[str, Any]) -> None:
     d["colour"] = "blue"
 
 
+def _reference(**transform: Any) -> Callable[[dict[str, Any]], None]:
+    """The customer lookup of projects rewritten as a reference lookup (to Dataverse accounts)."""
+    def change(d: dict[str, Any]) -> None:
+        _field(d, "msdyn_customer")["transform"] = {"kind": "lookup", **transform}
+    return change
+
+
+ACCOUNT = {"table": "account", "entity_set": "accounts"}
+REFERENCE_CASES: list[tuple[str, Callable[[dict[str, Any]], None]]] = [
+    ("reference lookup that also names a map", _reference(map="customers", **ACCOUNT,
+                                                          keys={"accountnumber": "CustomerAccount"})),
+    ("reference lookup without its entity set", _reference(table="account", keys={"accountnumber": "CustomerAccount"})),
+    ("reference lookup without key columns", _reference(**ACCOUNT)),
+    ("reference company key listed again", _reference(
+        **ACCOUNT, keys={"accountnumber": "CustomerAccount", "msdyn_company": "dataAreaId"}, company="msdyn_company")),
+    ("reference fixed value flowing to Finance", _reference(**ACCOUNT, values={"accountnumber": "C-1"})),
+]
+
 CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], Code, str | None]] = [
     ("missing key field", "projects", _drop_key_field, Code.KEY_NOT_MAPPED, "ProjectID"),
     ("lookup to unknown map", "projects", _lookup_unknown, Code.LOOKUP_UNKNOWN_MAP, "msdyn_customer <-> CustomerAccount"),
@@ -121,6 +139,8 @@ CASES: list[tuple[str, str, Callable[[dict[str, Any]], None], Code, str | None]]
     ("constant naming no column", "projects", _constant_without_side, Code.SCHEMA, "fields[7]"),
     ("unknown dependency", "projects", _unknown_dependency, Code.DEPENDENCY_UNKNOWN_MAP, "depends_on"),
     ("unknown property", "projects", _extra_property, Code.SCHEMA, "colour"),
+    *[(name, "projects", change, Code.REFERENCE_LOOKUP, "msdyn_customer <-> CustomerAccount")
+      for name, change in REFERENCE_CASES],
 ]
 
 
@@ -195,3 +215,23 @@ def test_cli_validate_exits_non_zero_listing_problems(tmp_path):
     assert run.returncode == 1
     problems = json.loads(run.stdout)
     assert {(p["code"], p["file"]) for p in problems} == {("DS210", "projects.yaml"), ("DS201", "customers.yaml")}
+
+
+def test_a_reference_lookup_is_valid_without_a_map_and_checked_against_dataverse_metadata(tmp_path):
+    maps = _copy_good(tmp_path)
+    _edit(maps, "projects", _reference(**ACCOUNT, keys={"accountnumber": "CustomerAccount"}, company="msdyn_company",
+                                       label="customer account"))
+    assert validate_directory(maps) == []  # no map writes accounts for it: no dependency needed
+    meta = tmp_path / "meta"
+    meta.mkdir()
+    (meta / "dataverse.xml").write_text(_csdl("Microsoft.Dynamics.CRM", {
+        "msdyn_projects": ["msdyn_projectnumber", "msdyn_company", "msdyn_subject", "msdyn_title", "statecode",
+                           "msdyn_customer", "msdyn_description", "msdyn_scheduledstart"],
+        "accounts": ["accountnumber", "name"],  # no msdyn_company: the company key cannot be bound
+    }))
+    found = {(p.code, p.file, p.field) for p in validate_directory(maps, meta)
+             if p.file == "projects.yaml" and p.field == "msdyn_customer <-> CustomerAccount"}
+    assert found == {(Code.METADATA_UNKNOWN_FIELD, "projects.yaml", "msdyn_customer <-> CustomerAccount")}
+    (meta / "dataverse.xml").write_text(_csdl("Microsoft.Dynamics.CRM", {"msdyn_projects": ["msdyn_customer"]}))
+    assert any(p.code is Code.METADATA_UNKNOWN_TABLE and p.field == "msdyn_customer <-> CustomerAccount"
+               and "accounts" in p.message for p in validate_directory(maps, meta))

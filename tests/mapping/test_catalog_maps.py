@@ -57,6 +57,13 @@ def source_row(m: TableMap, source: Side, rng: random.Random, nulls: bool) -> di
         if isinstance(t, Constant):
             continue
         null = nulls and not fm.required and rng.random() < 0.3
+        if isinstance(t, Lookup) and t.is_reference:
+            if source is Side.DATAVERSE:
+                row[fm.dataverse or ""] = None if null else {k: f"ref-{rng.randint(0, 99)}" for k in t.keys or {}}
+            else:
+                for f in (t.keys or {}).values():
+                    row[f] = "" if null else f"ref-{rng.randint(0, 99)}"
+            continue
         if isinstance(t, Lookup):
             spec = compiled.lookups[fm.dataverse or ""]
             if source is Side.DATAVERSE:
@@ -73,7 +80,7 @@ def source_row(m: TableMap, source: Side, rng: random.Random, nulls: bool) -> di
 def reference_map(m: TableMap, row: dict[str, Any], target: Side) -> dict[str, Any]:
     """The semantics of a map, written plainly and independently of the code generator."""
     source = target.other
-    compiled = COMPILED[m.name]
+    compiled = COMPILED.get(m.name)  # map lookups read the referenced map's key from the catalog
     out: dict[str, Any] = {}
     if m.company is not None:
         if target is Side.FINANCE:
@@ -89,7 +96,24 @@ def reference_map(m: TableMap, row: dict[str, Any], target: Side) -> dict[str, A
         if isinstance(t, Constant):
             out[dst or ""] = t.value
             continue
+        if isinstance(t, Lookup) and t.is_reference:
+            # reference data by the table's own key: Finance fields, fixed values, the row's company
+            keys = t.keys or {}
+            nav = fm.dataverse or ""
+            if target is Side.FINANCE:
+                ref = row.get(nav)
+                for k, f in keys.items():
+                    out[f] = None if ref is None else ref[k]
+            elif keys and all(row.get(f) in (None, "") for f in keys.values()):
+                out[nav] = None
+            else:
+                ref = {k: row.get(f) for k, f in keys.items()} | dict(t.values or {})
+                if t.company:
+                    ref[t.company] = {"cdm_companycode": row[m.company.finance_field if m.company else ""].upper()}
+                out[nav] = ref
+            continue
         if isinstance(t, Lookup):
+            assert compiled is not None
             spec = compiled.lookups[fm.dataverse or ""]
             if target is Side.FINANCE:
                 ref = row.get(spec.navigation)

@@ -82,9 +82,17 @@ def test_failure_lands_in_the_error_store_and_replays_after_the_fix(sandbox_run:
     assert check(r, "replayed")["passed"] and check(r, "the replay succeeded (no open error left)")["passed"]
 
 
-def test_unknown_unit_on_a_vendor_invoice_is_named_in_finance(sandbox_run: SandboxResult):
-    r = scenario(sandbox_run, "vendor-invoice-unknown-unit")
+def test_unknown_unit_or_vendor_on_a_vendor_invoice_lands_in_the_error_store_and_replays(sandbox_run: SandboxResult):
+    r = scenario(sandbox_run, "vendor-invoice-unknown-unit-or-vendor")
     assert "Unit of measure 'U" in check(r, "the invoice names the unknown unit and the line")["detail"]
+    for what, table in (("unit", "uoms (name)"), ("vendor", "accounts (accountnumber, msdyn_company)")):
+        assert check(r, f"{what}: classified validation (not retried)")["detail"] == "'validation'"
+        reason = check(r, f"{what}: the error names the value and the table")["detail"]
+        assert f"not found in Dataverse {table}" in reason and "create it in Dataverse" in reason
+        assert check(r, f"{what}: replayed")["passed"]
+        assert check(r, f"{what}: the replay succeeded (no open error left)")["passed"]
+    assert check(r, "unit: after the replay the line is in Dataverse with its unit")["passed"]
+    assert check(r, "vendor: after the replay the invoice is in Dataverse with its vendor account")["passed"]
 
 
 def test_selecting_scenarios():
