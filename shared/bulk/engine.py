@@ -147,10 +147,16 @@ class InitialSync:
         return summary
 
     async def sync_map(self, name: str, *, resume: bool = False, company: str | None = None,
-                       checkpoint: str | None = None) -> MapSummary:
-        """One map (optionally one legal entity of it), from its checkpoint when ``resume``."""
+                       checkpoint: str | None = None, only_pass: int | None = None,
+                       key_filter: str | None = None) -> MapSummary:
+        """One map (optionally one legal entity of it), from its checkpoint when ``resume``.
+
+        A distributed key-range item passes ``only_pass`` (the index of the master side it reads) and
+        ``key_filter`` (its range on that side, an OData condition), so it syncs just its slice.
+        """
         cm = self.ctx.compiled[name]
         sides = master_sides(cm.map)
+        last_pass = len(sides) - 1 if only_pass is None else only_pass
         cp_name = checkpoint or checkpoint_name(name, company)
         summary = MapSummary(map=name, sources=[s.value for s in sides])
         state = self.ctx.state
@@ -166,12 +172,14 @@ class InitialSync:
                 summary.done = True
                 return summary
             start_pass, start_url = int(data.get("pass", 0)), data.get("next")
+        if only_pass is not None:
+            start_pass = max(start_pass, only_pass)
         started = time.perf_counter()
         read_at_start = summary.read
-        for index in range(start_pass, len(sides)):
+        for index in range(start_pass, last_pass + 1):
             source = sides[index]
             url = start_url if index == start_pass and start_url else await first_url(
-                self.ctx, cm, source, company=company)
+                self.ctx, cm, source, company=company, extra_filter=key_filter)
             # a second pass (bidirectional without master) leaves alone what the first brought over
             skip_mirrored = index > 0
             total: int | None = None
@@ -188,7 +196,7 @@ class InitialSync:
                 summary.skipped += tally.skipped
                 summary.pages += 1
                 summary.seconds = time.perf_counter() - started
-                last = page.next_link is None and index == len(sides) - 1
+                last = page.next_link is None and index == last_pass
                 await state.put_checkpoint(cp_name, {
                     "map": name, "company": company, "pass": index if page.next_link else index + 1,
                     "source": source.value, "next": page.next_link, "done": last,
@@ -221,12 +229,12 @@ class InitialSync:
         summary.done = True
         cp_now = await state.get_checkpoint(cp_name)
         if cp_now is None or not cp_now.data.get("done"):  # an empty source wrote no page checkpoint
-            await state.put_checkpoint(cp_name, {"map": name, "company": company, "pass": len(sides), "next": None,
+            await state.put_checkpoint(cp_name, {"map": name, "company": company, "pass": last_pass + 1, "next": None,
                                                  "done": True, "read": summary.read, "written": summary.written,
                                                  "failed": summary.failed, "skipped": summary.skipped,
                                                  "pages": summary.pages})
             if self.progress:
-                self.progress(Progress(name, sides[-1].value, summary.read, summary.written, summary.failed,
+                self.progress(Progress(name, sides[last_pass].value, summary.read, summary.written, summary.failed,
                                        0.0, summary.read, True))
         log.info("initial sync %s: read %d, written %d, failed %d in %.1f s", name, summary.read,
                  summary.written, summary.failed, summary.seconds)
