@@ -1,4 +1,4 @@
-"""``dualsync initial-sync [--map NAME]... [--resume] [--distributed] [--json]``.
+"""``dualsync initial-sync [--map NAME]... [--resume] [--distributed [--range-rows N]] [--json]``.
 
 Exit codes: 0 every row written; 1 some rows failed (kept in the error store: ``dualsync errors
 list``); 2 bad settings or arguments; 3 the run stopped early (a service unreachable, ...): run again
@@ -16,6 +16,7 @@ import typer
 from shared.catalog import CatalogError
 
 EXIT_ROWS_FAILED, EXIT_USAGE, EXIT_STOPPED = 1, 2, 3
+RANGE_ROWS = 50_000  # shared.bulk.distributed.RANGE_ROWS, without importing the engine for --help
 
 
 def load_runtime() -> Any:
@@ -90,14 +91,14 @@ async def _local(maps: list[str], resume: bool, as_json: bool) -> dict[str, Any]
         await registry.aclose()
 
 
-async def _distributed(maps: list[str]) -> dict[str, Any]:
+async def _distributed(maps: list[str], range_rows: int) -> dict[str, Any]:
     from shared.bulk.distributed import publish_work
     from shared.sync.factory import get_service
 
     load_runtime()
     service = await get_service()
     try:
-        return await publish_work(service, maps)
+        return await publish_work(service, maps, range_rows=range_rows)
     finally:
         await service.transport.close()
         await service.state.close()
@@ -110,6 +111,9 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="continue from each map's last checkpoint"),
         distributed: bool = typer.Option(False, "--distributed",
                                          help="publish work items for the function app instead of syncing here"),
+        range_rows: int = typer.Option(RANGE_ROWS, "--range-rows", min=1, metavar="N",
+                                       help="with --distributed: cut a legal entity's rows into key ranges of "
+                                            "about N rows, one work item each"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON summary instead of progress bars"),
     ) -> None:
         """Copy every row of the chosen maps from their master side, dependencies first.
@@ -118,16 +122,22 @@ def register(app: typer.Typer) -> None:
         with --resume. Exit 0: all written; 1: rows failed (see `dualsync errors list`); 2: bad
         settings or arguments; 3: the run stopped early (run again with --resume).
 
+        --distributed publishes work items (legal entity and key range) to the work queue instead:
+        the function app's instances process them in parallel, each under its own checkpoint.
+
         Example: dualsync initial-sync --map legal_entities --map customers --json
+
+        Example: dualsync initial-sync --distributed --map actuals --range-rows 50000
         """
         from shared.bulk import InitialSyncPlanError
         from shared.connectors.errors import ConnectorError
 
         try:
             if distributed:
-                result = asyncio.run(_distributed(maps))
+                result = asyncio.run(_distributed(maps, range_rows))
                 typer.echo(json.dumps(result) if as_json else
-                           f"published {result['items']} work item(s) to {result['queue']} (run {result['run']})")
+                           f"published {result['items']} work item(s) to {result['queue']} (run {result['run']}; "
+                           f"{sum(result['ranged'].values())} of them key ranges)")
                 return
             result = asyncio.run(_local(maps, resume, as_json))
         except InitialSyncPlanError as exc:

@@ -159,3 +159,10 @@ async def test_a_killed_range_item_resumes_from_its_checkpoint(bulk, service):
     assert again["read"] == 100 and again["pages"] == 10  # went on from page 4, every row of the range once
     keys = keys_on(Side.DATAVERSE, "workers", dv, fo)
     assert set(keys) == {f'["W{n:07d}"]' for n in range(100, 200)} and max(keys.values()) == 1
+
+
+def test_the_cli_default_is_the_engine_default():
+    from cli.commands import initial_sync
+    from shared.bulk import distributed
+
+    assert initial_sync.RANGE_ROWS == distributed.RANGE_ROWS
