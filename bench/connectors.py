@@ -14,22 +14,28 @@ the emulators' schemas define those tables), in one run:
   ``throttle_efficiency`` = achieved rows/s / allowed rows/s, where allowed is the most the sliding
   window admits in the elapsed time T: R * (floor(T/W) + 1) * batch size / T; ``failed_rows``.
 - A batch-size sweep on Dataverse (``dataverse_rows_per_s_batch_<n>``) that chose the default.
+
+Each emulator runs in its own process (``python -m cli emulator``), as the services run on other
+machines: in one process the emulators' per-row work and the client shared one GIL, so every figure
+measured their sum. Setup, counts, resets and the throttle go through the emulators' control API
+and OData, before or after the clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import statistics
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 
-from sandbox import dataverse, finance
+from bench.emulator import emulator_process
 from shared.connectors import DataverseConnector, FinanceConnector, Upsert, WriteResult
 from shared.connectors import batch as odata_batch
 from shared.connectors.http import registry
@@ -66,18 +72,67 @@ def fo_actual(n: int) -> tuple[dict[str, Any], dict[str, Any]]:
     }
 
 
-def prepare_dataverse(emu: Any) -> str:
-    emu.reset()
-    company = emu.load_rows("cdm_companies", [{"cdm_companycode": "USMF"}])[0]
-    return str(emu.load_rows("msdyn_projects", [{"msdyn_subject": "Bench", "msdyn_projectnumber": "PRJ-1",
-                                                 "_msdyn_company_value": company}])[0])
+class Emulator:
+    """An emulator in its own process: its control API and the few OData calls the bench makes
+    off the clock (setup rows, counts). ``url`` is the server; ``root`` its OData service root."""
+
+    def __init__(self, url: str, api_path: str) -> None:
+        self.url, self.root = url, f"{url}/{api_path}"
+        self._http = httpx.Client(headers={"Authorization": f"Bearer {TOKEN}", "Accept": "application/json"},
+                                  timeout=120)
+
+    def _ok(self, response: httpx.Response) -> httpx.Response:
+        if response.status_code >= 300:
+            raise RuntimeError(f"{response.request.method} {response.request.url.path} -> "
+                               f"{response.status_code} {response.text[:300]}")
+        return response
+
+    def reset(self) -> None:
+        self._ok(self._http.post(f"{self.url}/_emulator/reset"))
+
+    def set_throttle(self, requests_per_window: int | None, window_seconds: float = 300.0) -> None:
+        self._ok(self._http.put(f"{self.url}/_emulator/throttle", json={
+            "requests_per_window": requests_per_window, "window_seconds": window_seconds}))
+
+    def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = self._ok(self._http.get(f"{self.url}/_emulator/stats")).json()
+        return stats
+
+    def count(self, entity_set: str) -> int:
+        return int(self._ok(self._http.get(f"{self.root}{entity_set}/$count")).text)
+
+    def create(self, entity_set: str, row: dict[str, Any]) -> str:
+        """POST one row; its id (Dataverse's OData-EntityId) or its URL (Finance's Location)."""
+        r = self._ok(self._http.post(f"{self.root}{entity_set}", json=row))
+        link = r.headers.get("odata-entityid") or r.headers.get("location", "")
+        return link.rsplit("(", 1)[-1].rstrip(")")
+
+    def close(self) -> None:
+        self._http.close()
 
 
-def prepare_finance(emu: Any) -> None:
+@contextlib.contextmanager
+def emulator(service: str, api_path: str) -> Iterator[Emulator]:
+    with emulator_process(service) as url:
+        emu = Emulator(url, api_path)
+        try:
+            yield emu
+        finally:
+            emu.close()
+
+
+def prepare_dataverse(emu: Emulator) -> str:
     emu.reset()
-    emu.load_rows("Currencies", [{"CurrencyCode": "USD", "Name": "US dollar"}])
-    emu.load_rows("ProjCDSProjects", [{"dataAreaId": "usmf", "ProjectID": "PRJ-1", "ProjectName": "Bench",
-                                       "ProjectType": "TimeMaterial"}])
+    company = emu.create("cdm_companies", {"cdm_companycode": "USMF"})
+    return emu.create("msdyn_projects", {"msdyn_subject": "Bench", "msdyn_projectnumber": "PRJ-1",
+                                         "msdyn_company@odata.bind": f"/cdm_companies({company})"})
+
+
+def prepare_finance(emu: Emulator) -> None:
+    emu.reset()
+    emu.create("Currencies", {"CurrencyCode": "USD", "Name": "US dollar"})
+    emu.create("ProjCDSProjects", {"dataAreaId": "usmf", "ProjectID": "PRJ-1", "ProjectName": "Bench",
+                                   "ProjectType": "TimeMaterial"})
 
 
 # --- measurements -------------------------------------------------------------------------------------
@@ -125,10 +180,9 @@ def spread(values: list[float]) -> dict[str, float]:
     return {"median": med, "min": min(values), "max": max(values), "spread": (max(values) - min(values)) / med}
 
 
-async def dv_rates(srv: Any, dv: DataverseConnector, rows: int, sample: int, order: int) -> dict[str, float]:
+async def dv_rates(emu: Emulator, dv: DataverseConnector, rows: int, sample: int, order: int) -> dict[str, float]:
     """One repetition of raw floor, connector and naive on Dataverse, in ``order`` (alternated)."""
-    emu = srv.app.state.emulator
-    root = f"{srv.url}/api/data/v9.2/"
+    root = emu.root
 
     def writes(n: int, project: str) -> list[Upsert]:
         return [Upsert(*dv_actual(i, project)) for i in range(n)]
@@ -163,9 +217,8 @@ async def dv_rates(srv: Any, dv: DataverseConnector, rows: int, sample: int, ord
     return await _in_order(order, raw, connector, naive) | {"failed": failed}
 
 
-async def fo_rates(srv: Any, fo: FinanceConnector, rows: int, sample: int, order: int) -> dict[str, float]:
-    emu = srv.app.state.emulator
-    root = f"{srv.url}/data/"
+async def fo_rates(emu: Emulator, fo: FinanceConnector, rows: int, sample: int, order: int) -> dict[str, float]:
+    root = emu.root
 
     def writes(n: int) -> list[Upsert]:
         return [Upsert(k, b) for k, b in (fo_actual(i) for i in range(n))]
@@ -224,9 +277,8 @@ async def side_by_side(name: str, rates: Callable[[int], Any], reps: int) -> tup
     return figures, ratios
 
 
-async def sweep_batch_size(srv: Any, dv: DataverseConnector, sizes: list[int], rows: int, reps: int) -> dict[str, Any]:
+async def sweep_batch_size(emu: Emulator, dv: DataverseConnector, sizes: list[int], rows: int, reps: int) -> dict[str, Any]:
     """Dataverse connector rows/s per batch size, sizes interleaved within each repetition."""
-    emu = srv.app.state.emulator
     seen: dict[int, list[float]] = {n: [] for n in sizes}
     for rep in range(reps):
         for size in sizes if rep % 2 == 0 else list(reversed(sizes)):
@@ -247,12 +299,12 @@ async def sweep_batch_size(srv: Any, dv: DataverseConnector, sizes: list[int], r
 THROTTLE_REQUESTS, THROTTLE_WINDOW = 20, 2.0
 
 
-async def throttled(emu: Callable[[], Any], name: str, write: Callable[[], Any], n: int) -> dict[str, Any]:
-    emu().set_throttle(THROTTLE_REQUESTS, THROTTLE_WINDOW)
+async def throttled(emu: Emulator, name: str, write: Callable[[], Any], n: int) -> dict[str, Any]:
+    emu.set_throttle(THROTTLE_REQUESTS, THROTTLE_WINDOW)
     try:
         results, seconds = await timed(write())
     finally:
-        emu().set_throttle(None)
+        emu.set_throttle(None)
     # The most a sliding window of R requests per W seconds admits in ``seconds`` (starting empty):
     # R * (floor(T / W) + 1) requests. Dividing by it doesn't flatter short runs with the first burst.
     allowed = THROTTLE_REQUESTS * (math.floor(seconds / THROTTLE_WINDOW) + 1) * BATCH_SIZE / seconds
@@ -260,7 +312,7 @@ async def throttled(emu: Callable[[], Any], name: str, write: Callable[[], Any],
         f"{name}_throttled_rows_per_s": n / seconds,
         f"{name}_throttle_allowed_rows_per_s": allowed,
         f"{name}_throttled_failed_rows": failures(results),
-        f"{name}_throttled_429s": emu().stats()["throttled"],
+        f"{name}_throttled_429s": emu.stats()["throttled"],
     }
 
 
@@ -272,42 +324,37 @@ async def _run(quick: bool) -> dict[str, Any]:
     sweep = [25, 50, 100, 200, 500, 1000]
     sweep_rows = 2_000 if quick else 10_000
     logging.getLogger("stamina").setLevel(logging.ERROR)  # expected 429 retries in the throttled runs
-    dv_srv = dataverse.start(port=0, token=TOKEN)
-    fo_srv = finance.start(port=0, token=TOKEN)
-    try:
+    with emulator("dataverse", "api/data/v9.2/") as dv_emu, emulator("finance", "data/") as fo_emu:
         figures: dict[str, Any] = {
             "rows_per_emulator": rows, "naive_sample_rows": sample, "naive_extrapolated": True, "repetitions": REPS,
             "concurrency": CONCURRENCY, "batch_size": BATCH_SIZE, "throttle_requests_per_window": THROTTLE_REQUESTS,
-            "throttle_window_seconds": THROTTLE_WINDOW, "throttled_rows": throttled_rows}
-        settings = load_settings(dataverse_url=dv_srv.url, finance_url=fo_srv.url, auth_mode="static_token",
+            "throttle_window_seconds": THROTTLE_WINDOW, "throttled_rows": throttled_rows,
+            "emulators": "own processes"}
+        settings = load_settings(dataverse_url=dv_emu.url, finance_url=fo_emu.url, auth_mode="static_token",
                                  static_token=TOKEN, max_concurrency=CONCURRENCY, batch_size=BATCH_SIZE)
         dv = DataverseConnector.from_settings(settings)
         fo = FinanceConnector.from_settings(settings)
         ratios: dict[str, float] = {}
-        for name, rates in (("dataverse", lambda i: dv_rates(dv_srv, dv, rows, sample, i)),
-                            ("finance", lambda i: fo_rates(fo_srv, fo, rows, sample, i))):
+        for name, rates in (("dataverse", lambda i: dv_rates(dv_emu, dv, rows, sample, i)),
+                            ("finance", lambda i: fo_rates(fo_emu, fo, rows, sample, i))):
             f, r = await side_by_side(name, rates, REPS)
             figures.update(f)
             ratios.update(r)
-        figures.update(await sweep_batch_size(dv_srv, dv, sweep, sweep_rows, REPS))
-        dv_emu, fo_emu = dv_srv.app.state.emulator, fo_srv.app.state.emulator
+        figures.update(await sweep_batch_size(dv_emu, dv, sweep, sweep_rows, REPS))
         project = prepare_dataverse(dv_emu)
         dv_writes = [Upsert(*dv_actual(i, project)) for i in range(throttled_rows)]
         # A fresh connector each: the throttled runs start knowing nothing of the window.
         await registry.aclose()
         dv, fo = DataverseConnector.from_settings(settings), FinanceConnector.from_settings(settings)
-        figures.update(await throttled(lambda: dv_emu, "dataverse", lambda: dv.write_batch(DV_SET, dv_writes),
+        figures.update(await throttled(dv_emu, "dataverse", lambda: dv.write_batch(DV_SET, dv_writes),
                                        throttled_rows))
         prepare_finance(fo_emu)
         fo_writes = [Upsert(k, b) for k, b in (fo_actual(i) for i in range(throttled_rows))]
-        figures.update(await throttled(lambda: fo_emu, "finance",
+        figures.update(await throttled(fo_emu, "finance",
                                        lambda: fo.write_batch(FO_SET, fo_writes, expect="new"), throttled_rows))
         figures["dataverse_learned_window"] = dv.http.limiter.budget.describe()
         figures["finance_learned_window"] = fo.http.limiter.budget.describe()
         await registry.aclose()
-    finally:
-        dv_srv.stop()
-        fo_srv.stop()
     for side in ("dataverse", "finance"):
         ratios[f"{side}_throttle_efficiency"] = (
             figures[f"{side}_throttled_rows_per_s"] / figures[f"{side}_throttle_allowed_rows_per_s"]

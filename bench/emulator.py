@@ -32,7 +32,8 @@ BATCH_SIZE = 1000
 
 
 @contextlib.contextmanager
-def _emulator_process(service: str) -> Iterator[str]:
+def emulator_process(service: str) -> Iterator[str]:
+    """``python -m cli emulator <service>`` (in-memory store) on a free loopback port; yields its URL."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "cli", "emulator", service, "--port", str(port),
                              "--token", TOKEN], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -107,7 +108,7 @@ def _batches(root: str, batch_url: str, batches: int, part_of: Callable[[int], B
 
 def _dataverse(patches: int, batches: int) -> dict[str, float]:
     json_h = {"Content-Type": "application/json"}
-    with _emulator_process("dataverse") as url:
+    with emulator_process("dataverse") as url:
         root = url + "/api/data/v9.2/"
         patch = _patches(root, patches, lambda i: f"cdm_workers(cdm_workernumber='W{i:07d}')",
                                      lambda i: {"cdm_fullname": f"Worker {i}", "cdm_firstname": "Bench"})
@@ -119,7 +120,7 @@ def _dataverse(patches: int, batches: int) -> dict[str, float]:
 
 def _finance(patches: int, batches: int) -> dict[str, float]:
     json_h = {"Content-Type": "application/json"}
-    with _emulator_process("finance") as url:
+    with emulator_process("finance") as url:
         root = url + "/data/"
         # Finance has no PATCH-upsert: create the rows first (through $batch), then update them one by one.
         rows = _batches(root, "$batch", batches, lambda i: BatchRequest(
