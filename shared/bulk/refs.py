@@ -221,9 +221,13 @@ class FinanceParents:
         return out
 
     async def check(self, cm: CompiledMap, rows: Iterable[Row]) -> None:
+        await self.check_keys(self.parent_keys(cm, row) for row in rows)
+
+    async def check_keys(self, per_row: Iterable[list[tuple[str, tuple[Any, ...]]]]) -> None:
+        """:meth:`check` from each row's :meth:`parent_keys`, when the caller keeps them for :meth:`missing_of`."""
         wanted: dict[str, set[tuple[Any, ...]]] = {}
-        for row in rows:
-            for map_name, key in self.parent_keys(cm, row):
+        for row_keys in per_row:
+            for map_name, key in row_keys:
                 if _seen_key(map_name, key) not in self._seen:
                     wanted.setdefault(map_name, set()).add(key)
         for map_name, keys in wanted.items():
@@ -246,7 +250,10 @@ class FinanceParents:
                     self._seen.put(_seen_key(map_name, parent.integration_key(Side.FINANCE, r)), True)
 
     def missing(self, cm: CompiledMap, row: Row) -> DependencyMissing | None:
-        for map_name, key in self.parent_keys(cm, row):
+        return self.missing_of(self.parent_keys(cm, row))
+
+    def missing_of(self, keys: list[tuple[str, tuple[Any, ...]]]) -> DependencyMissing | None:
+        for map_name, key in keys:
             if _seen_key(map_name, key) not in self._seen:
                 return DependencyMissing(map_name, key_to_string(key))
         return None

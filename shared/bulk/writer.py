@@ -34,6 +34,7 @@ class Item:
     row: Row
     version: int | None
     record_id: str | None  # the Dataverse primary id of a Dataverse source row
+    parents: list[tuple[str, tuple[Any, ...]]] | None = None  # towards Finance: (parent map, key), once per row
 
 
 class TargetWriter(Protocol):
@@ -123,10 +124,13 @@ class FinanceWriter:
         self.parents = FinanceParents(ctx)
 
     async def prepare(self, cm: CompiledMap, items: Sequence[Item]) -> None:
-        await self.parents.check(cm, (i.row for i in items))
+        for item in items:  # computed once, used by the bulk check and again by upsert
+            item.parents = self.parents.parent_keys(cm, item.row)
+        await self.parents.check_keys(i.parents for i in items if i.parents is not None)
 
     async def upsert(self, cm: CompiledMap, item: Item) -> Upsert:
-        missing = self.parents.missing(cm, item.row)
+        keys = item.parents if item.parents is not None else self.parents.parent_keys(cm, item.row)
+        missing = self.parents.missing_of(keys)
         if missing is not None:
             raise missing
         address = await self.ctx.finance_side._address(cm, item.key, item.row)
