@@ -22,14 +22,8 @@ What is learned, from the service's answers only:
   smaller budget (or another client shares it), so it shrinks; as many means a longer window, so it
   grows to the new bound. 429s for requests sent before the episode began are its echoes.
 
-Requests still in flight always count. An answered request counts from:
-- its answer, under a *stated* window (exact): the service counted it no earlier, so the mirror
-  never frees a slot before the service does;
-- its *send*, under a *learned* window: that window was measured from sends (the first bound runs
-  from the oldest request's send) and the probing below calibrates it in those terms. Counting from
-  answers would add each request's processing time (and its spread: a 100-row ``$batch`` answers in
-  20-300 ms) to every window on top of what the probing already absorbed: on a 2 s window that was
-  5-10 % of the rate (deterministic simulation, tests/connectors/pacing_sim.py).
+The mirror counts a request from when its answer arrived (no earlier than the service counted it)
+and counts requests still in flight, so it never frees a slot before the service does.
 
 Tightening a learned window. ``Retry-After`` comes in whole seconds, so the first bound can be up
 to a second too long (a 2 s window learned as 2.5 s paces at 80 %). The window is narrowed between
@@ -114,10 +108,7 @@ class RequestBudget:
             return 0.0
         now = self._clock()
         self._trim(now)
-        if self.stated:
-            in_window = [a.answered for a in self._admitted if a.answered > now - self.window]
-        else:
-            in_window = sorted(a.sent for a in self._admitted if a.sent > now - self.window)
+        in_window = [a.answered for a in self._admitted if a.answered > now - self.window]
         used = len(in_window) + sum(self._in_flight.values())
         if used < self.budget:
             return 0.0
