@@ -246,6 +246,9 @@ class ChaosRun:
             sorted_errors = sort_errors(kept, intended)
             self.step(f"drained={settled} in {converge_seconds:.1f}s; {len(kept)} error(s) kept, "
                       f"{len(sorted_errors.intended)} intended, {len(sorted_errors.unintended)} not")
+            for e in sorted_errors.unintended[:10]:
+                self.step(f"  not intended: {e['map']} {e['key']} {e['classification']} x{e.get('occurrences')}: "
+                          f"{e['reason'][:200]}")
 
             self.step("fixing the causes at the source, replaying every open error")
             for target in bad:
@@ -267,8 +270,8 @@ class ChaosRun:
 
             figures = self._figures(env, host, driver, watch, replay, kept, sorted_errors, replayed,
                                     converge_seconds, total_seconds, len(targets))
-            result = ChaosResult(figures, drift, duplicates, kept, still_open, settled, self.timeline,
-                                 intended, sorted_errors)
+            result = ChaosResult(figures, drift, duplicates, kept, still_open, settled, timeline=self.timeline,
+                                 intended=intended, sorted_errors=sorted_errors)
             self.step("converged" if result.converged else "NOT converged")
             return result
         finally:
