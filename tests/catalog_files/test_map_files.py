@@ -102,9 +102,11 @@ def test_depends_on_and_lookups_name_existing_maps(catalog: dict[str, TableMap])
         for dep in m.depends_on:
             assert dep in catalog, f"{m.name} depends on unknown map {dep}"
         for fm in m.fields:
-            if isinstance(fm.transform, Lookup):
+            if isinstance(fm.transform, Lookup) and fm.transform.map is not None:
                 assert fm.transform.map in catalog, f"{m.name}: {fm.label} looks up unknown map"
                 assert fm.transform.map in m.depends_on or fm.transform.map == m.name
+            elif isinstance(fm.transform, Lookup):  # a reference lookup: a Dataverse table no map writes
+                assert fm.transform.table and fm.transform.entity_set and fm.transform.keys, f"{m.name}: {fm.label}"
 
 
 def test_company_maps_depend_on_legal_entities(catalog: dict[str, TableMap]) -> None:
