@@ -97,3 +97,44 @@ async def test_all_counts_covers_every_queue_and_subscription(broker: LocalBroke
     assert set(counts) == {SUB("projects"), SUB("plain"), "q"}
     assert counts[SUB("projects")] == await broker.counts(SUB("projects"))
     assert (counts[SUB("plain")].active, counts["q"].active, counts["q"].scheduled) == (2, 0, 1)
+
+
+def _vm_steps(path, fn) -> int:
+    """SQLite virtual-machine steps one call takes: a count of the work done, not a timing."""
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    conn.row_factory = sqlite3.Row
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    conn.set_progress_handler(count, 1)
+    try:
+        fn(conn)
+    finally:
+        conn.close()
+    return steps
+
+
+async def test_watching_costs_the_same_whatever_the_backlog(broker: LocalBroker, broker_path, clock) -> None:
+    """The host reads readiness after every change and sweeps expired locks on every receive: neither may
+    read every message of a backlog (at 5,000 queued that was 3 ms per change, the host's ceiling)."""
+    await sessions_topic(broker)
+
+    async def cost() -> tuple[int, int]:
+        await broker.receive(SUB("plain"), max_count=3)  # a few locked messages, as a host holds them
+        now = clock() + 1
+        ready = _vm_steps(broker_path, lambda c: LocalBroker._ready(c, now))
+        sweep = _vm_steps(broker_path, lambda c: broker._sweep(c, now, SUB("plain")))
+        return ready, sweep
+
+    await broker.send("changes", [note(f"K{i % 40}", i) for i in range(20)])
+    small = await cost()
+    await broker.send("changes", [note(f"K{i % 40}", i) for i in range(20, 3000)])
+    large = await cost()
+    assert large[0] < 2 * small[0], (small, large)
+    assert large[1] < 2 * small[1], (small, large)

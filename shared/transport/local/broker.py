@@ -64,6 +64,9 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_ready ON messages (path, sub_queue, visible_at, seq);
 CREATE INDEX IF NOT EXISTS messages_by_lock ON messages (lock_token);
 CREATE INDEX IF NOT EXISTS messages_by_session ON messages (path, session_id, seq);
+-- what falls due next, and the sweep of expired locks, without reading every message of a backlog
+CREATE INDEX IF NOT EXISTS messages_by_visible ON messages (visible_at);
+CREATE INDEX IF NOT EXISTS messages_by_lock_expiry ON messages (locked_until) WHERE locked_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS schedules (id INTEGER PRIMARY KEY AUTOINCREMENT, path TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS dedup (
     path TEXT NOT NULL, message_id TEXT NOT NULL, seen_at REAL NOT NULL, PRIMARY KEY (path, message_id)
@@ -73,6 +76,7 @@ CREATE TABLE IF NOT EXISTS sessions (
     path TEXT NOT NULL, session_id TEXT NOT NULL, token TEXT NOT NULL, locked_until REAL NOT NULL,
     implicit INTEGER NOT NULL, PRIMARY KEY (path, session_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS sessions_by_expiry ON sessions (locked_until);
 """
 
 
@@ -423,7 +427,8 @@ class LocalBroker(SqliteFile):
     # --- housekeeping: expired locks ----------------------------------------------------------------
     def _sweep(self, conn: sqlite3.Connection, now: float, path: str | None = None) -> None:
         """Release expired locks; a message out of deliveries goes to its dead-letter queue."""
-        where, args = ("AND m.path=?", (path,)) if path else ("", ())
+        # ``+m.path``: find the few locked messages by lock expiry, not every message of the entity
+        where, args = ("AND +m.path=?", (path,)) if path else ("", ())
         conn.execute(
             f"""UPDATE messages AS m SET sub_queue='deadletter', dl_reason=?, dl_description=
                 'Message could not be consumed after ' || m.delivery_count || ' delivery attempts.',
@@ -437,7 +442,7 @@ class LocalBroker(SqliteFile):
             f" WHERE m.locked_until<=? {where}",
             (now, *args),
         )
-        conn.execute(f"DELETE FROM sessions WHERE locked_until<=? {where.replace('m.', '')}", (now, *args))
+        conn.execute(f"DELETE FROM sessions WHERE locked_until<=? {where.replace('+m.', '')}", (now, *args))
 
     # --- receiving ----------------------------------------------------------------------------------
     async def receive(
@@ -747,13 +752,17 @@ class LocalBroker(SqliteFile):
 
     @staticmethod
     def _ready(conn: sqlite3.Connection, now: float) -> Readiness:
+        # One probe per entity and sub-queue that stops at its first receivable message: the cost stays
+        # flat as a backlog grows (a scan of every ready message took 3 ms at 5,000, on every change).
         rows = conn.execute(
-            "SELECT DISTINCT m.path AS path, m.sub_queue AS sub_queue FROM messages m"
-            " JOIN entities e ON e.path=m.path"
-            " WHERE m.visible_at<=:now AND (m.lock_token IS NULL OR m.locked_until<=:now)"
-            " AND (m.sub_queue='deadletter' OR e.requires_session=0 OR NOT EXISTS ("
+            "SELECT e.path AS path, q.sub_queue AS sub_queue FROM entities e"
+            " CROSS JOIN (SELECT 'active' AS sub_queue UNION ALL SELECT 'deadletter') q"
+            " WHERE e.kind IN ('queue', 'subscription') AND EXISTS ("
+            "  SELECT 1 FROM messages m WHERE m.path=e.path AND m.sub_queue=q.sub_queue AND m.visible_at<=:now"
+            "  AND (m.lock_token IS NULL OR m.locked_until<=:now)"
+            "  AND (q.sub_queue='deadletter' OR e.requires_session=0 OR NOT EXISTS ("
             "   SELECT 1 FROM sessions s WHERE s.path=m.path AND s.session_id=m.session_id"
-            "   AND s.locked_until>:now))",
+            "   AND s.locked_until>:now)))",
             {"now": now},
         ).fetchall()
         paths = frozenset(r["path"] + (DEAD_LETTER_SUFFIX if r["sub_queue"] == SubQueue.DEAD_LETTER.value else "")
