@@ -47,13 +47,21 @@ def _api_request(part: BatchRequest, content_ids: dict[str, str], outer_query: M
         if ref not in content_ids:
             raise errors.BadRequest(f"Content-ID Reference: '{ref}' does not exist in the batch context.")
         url = content_ids[ref] + ("/" + tail if tail else "")
-    parts = urlsplit(url)
-    path = unquote(parts.path)
+    if "?" not in url and "#" not in url and url.isprintable() and " " not in url and \
+            ((url[:1] == "/" and url[:2] != "//") or url.startswith(("http://", "https://"))):
+        # the usual part URL: no query, nothing urlsplit would clean; the path is what follows the host
+        slash = url.find("/", url.find("://") + 3) if url[0] != "/" else 0
+        path, query_text = ("" if slash < 0 else url[slash:]), ""
+    else:
+        parts = urlsplit(url)
+        path, query_text = parts.path, parts.query
+    if "%" in path:
+        path = unquote(path)
     if path.startswith(SERVICE_ROOT):
         path = path[len(SERVICE_ROOT):]
     elif path.startswith("/"):
         raise errors.ResourceNotFound(path.strip("/").split("/")[0] or path)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query = dict(parse_qsl(query_text, keep_blank_values=True)) if query_text else {}
     if "tag" in outer_query and "tag" not in query:
         query["tag"] = outer_query["tag"]
     return ApiRequest(part.method, path.lstrip("/"), query, part.headers, part.body, dict(content_ids))

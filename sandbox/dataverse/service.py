@@ -125,6 +125,7 @@ class DataverseService:
         self.on_commit = on_commit
         self.delta_token_max_changes = delta_token_max_changes
         self._frames: list[list[Change]] = []
+        self._plain: dict[str, dict[str, Column]] = {}
 
     # --- transactions and change collection -------------------------------------------------------
     @contextlib.contextmanager
@@ -272,7 +273,12 @@ class DataverseService:
     def _parse_entity(self, table: Table, data: dict[str, Any], content_ids: dict[str, str]) -> dict[str, Any]:
         """Body properties -> {column: stored value}; validates names, types, lengths and option values."""
         values: dict[str, Any] = {}
+        plain = self._plain_columns(table)
         for name, value in data.items():
+            col = plain.get(name)
+            if col is not None:  # the common case, decided by one lookup; the rest as before
+                values[name] = to_storage(table, col, value)
+                continue
             if name in ANNOTATIONS_IGNORED:
                 continue
             if name.endswith("@odata.bind"):
@@ -305,6 +311,14 @@ class DataverseService:
                 continue  # system columns are set by the platform
             values[col.name] = to_storage(table, col, value)
         return values
+
+    def _plain_columns(self, table: Table) -> dict[str, Column]:
+        """Columns a body sets by their own name (not lookups, not system columns), per table, once."""
+        plain = self._plain.get(table.logical_name)
+        if plain is None:
+            plain = {c.name: c for c in table.columns.values() if not c.is_lookup and c.name not in READ_ONLY}
+            self._plain[table.logical_name] = plain
+        return plain
 
     def _check_required(self, table: Table, row: dict[str, Any]) -> None:
         for col in table.columns.values():

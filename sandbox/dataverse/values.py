@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from datetime import UTC, date, datetime
@@ -29,10 +30,15 @@ def now_text() -> str:
     return _now_cache[1]
 
 
+_CANONICAL_GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
 def to_guid(value: Any, edm: str = "Edm.Guid") -> str:
     if isinstance(value, uuid.UUID):
         return str(value)
     if isinstance(value, str):
+        if _CANONICAL_GUID.fullmatch(value):  # already the stored form: no UUID round trip
+            return value
         try:
             return str(uuid.UUID(value))
         except ValueError:

@@ -9,6 +9,7 @@ keys is the emulator's job.
 from __future__ import annotations
 
 import re
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -49,8 +50,13 @@ def split_segment(segment: str) -> tuple[str, str | None]:
     return m.group("name"), m.group("key")
 
 
+_BARE_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def parse_key(text: str) -> Key:
     """Parse what is between the parentheses of a key segment."""
+    if len(text) == 36 and _BARE_GUID.fullmatch(text):  # the commonest key: one GUID, no tokenizer needed
+        return Key(single=uuid.UUID(text))
     tokens = tokenize(text)
     if not tokens:
         raise ODataSyntaxError("The key is empty.", text, 0)
