@@ -95,12 +95,22 @@ def run_batch(service: DataverseService, body: bytes, content_type: str, headers
     continue_on_error = "odata.continue-on-error" in parse_prefer(headers)
     results: list[BatchResponse | list[BatchResponse]] = []
     status = 200
-    with service.store.lock:
-        for part in parts:
-            failed = _run_part(service, part, query, base_url, results)
-            if failed is not None and not continue_on_error:
-                status = failed
-                break
+    unexpected: BaseException | None = None
+    # One SQLite transaction for the whole batch, each part (or change set) in its own savepoint:
+    # a part still commits or rolls back alone, without a COMMIT per row. It commits even when a
+    # part fails unexpectedly (that part's savepoint is already rolled back), as separate
+    # transactions would have left the parts before it committed.
+    with service.store.lock, service.store.transaction():
+        try:
+            for part in parts:
+                failed = _run_part(service, part, query, base_url, results)
+                if failed is not None and not continue_on_error:
+                    status = failed
+                    break
+        except Exception as exc:  # re-raised below, once the parts before it are committed
+            unexpected = exc
+    if unexpected is not None:
+        raise unexpected
     out, ctype = write_batch_response(results)
     h = {"content-type": ctype, "odata-version": "4.0"}
     if continue_on_error:

@@ -8,10 +8,9 @@ to ``on_commit`` for notifications.
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -117,6 +116,38 @@ def _decode_token(text: str) -> dict[str, Any]:
         raise errors.BadRequest("The $skiptoken value is not valid.") from None
 
 
+class _Unit:
+    """``DataverseService.unit()``: a class rather than a generator, as it runs for every write."""
+
+    __slots__ = ("frame", "service", "tx")
+
+    def __init__(self, service: DataverseService) -> None:
+        self.service = service
+        self.frame: list[Change] = []
+        self.tx = service.store.transaction()
+
+    def __enter__(self) -> None:
+        self.service._frames.append(self.frame)
+        try:
+            self.tx.__enter__()
+        except BaseException:
+            self.service._frames.pop()
+            raise
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        frames = self.service._frames
+        try:
+            self.tx.__exit__(exc_type, exc, tb)
+        finally:
+            frames.pop()
+        if exc_type is not None:
+            return
+        if frames:
+            frames[-1].extend(self.frame)
+        elif self.frame and self.service.on_commit is not None:
+            self.service.on_commit(self.frame)
+
+
 class DataverseService:
     def __init__(self, schema: Schema, store: Store, *, on_commit: Callable[[list[Change]], None] | None = None,
                  delta_token_max_changes: int | None = None) -> None:
@@ -128,22 +159,9 @@ class DataverseService:
         self._plain: dict[str, dict[str, Column]] = {}
 
     # --- transactions and change collection -------------------------------------------------------
-    @contextlib.contextmanager
-    def unit(self) -> Iterator[None]:
+    def unit(self) -> _Unit:
         """One atomic unit: a request, or a change set. Changes are reported once the outermost commits."""
-        frame: list[Change] = []
-        self._frames.append(frame)
-        try:
-            with self.store.transaction():
-                yield
-        except BaseException:
-            self._frames.pop()
-            raise
-        self._frames.pop()
-        if self._frames:
-            self._frames[-1].extend(frame)
-        elif frame and self.on_commit is not None:
-            self.on_commit(frame)
+        return _Unit(self)
 
     def _record(self, change: Change) -> None:
         if self._frames:
@@ -343,7 +361,8 @@ class DataverseService:
             self.store.insert(table, row)
         except UniqueViolation as exc:
             raise self._duplicate(table, exc, row) from None
-        full = {c: row.get(c) for c in self.store.columns(table)}
+        full = dict.fromkeys(self.store.columns(table))  # every column, in table order
+        full.update(row)
         self._record(self._change("Create", table, rid, full, req, (*values, table.primary_id)))
         return full
 

@@ -8,10 +8,8 @@ Values are stored in a form SQLite compares correctly: GUIDs lower-case text, da
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,30 +84,9 @@ class Store:
         return self._columns[table.logical_name]
 
     # --- transactions ---------------------------------------------------------------------------
-    @contextlib.contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> _Transaction:
         """Outermost call is BEGIN/COMMIT; nested calls are savepoints (a changeset inside a batch)."""
-        with self.lock:
-            depth = self._depth
-            name = f"sp{depth}"
-            self.conn.execute("BEGIN" if depth == 0 else f"SAVEPOINT {name}")
-            self._depth += 1
-            try:
-                yield
-            except BaseException:
-                self._depth -= 1
-                if depth == 0:
-                    self.conn.execute("ROLLBACK")
-                else:
-                    self.conn.execute(f"ROLLBACK TO {name}")
-                    self.conn.execute(f"RELEASE {name}")
-                raise
-            self._depth -= 1
-            if depth == 0:
-                self._set_meta("version", self.version)
-                self.conn.execute("COMMIT")
-            else:
-                self.conn.execute(f"RELEASE {name}")
+        return _Transaction(self)
 
     def next_version(self) -> int:
         self.version += 1
@@ -119,9 +96,15 @@ class Store:
     def _row(self, table: Table, values: tuple[Any, ...] | None) -> dict[str, Any] | None:
         return None if values is None else dict(zip(self._columns[table.logical_name], values, strict=True))
 
+    def _by_id_sql(self, table: Table, what: str) -> str:
+        sql = self._sql_cache.get((table.logical_name, (what,)))
+        if sql is None:
+            sql = f"SELECT {what} FROM {q(table.logical_name)} WHERE {q(table.primary_id)} = ?"
+            self._sql_cache[(table.logical_name, (what,))] = sql
+        return sql
+
     def get(self, table: Table, record_id: str) -> dict[str, Any] | None:
-        cur = self.conn.execute(f"SELECT * FROM {q(table.logical_name)} WHERE {q(table.primary_id)} = ?",
-                                (record_id,))
+        cur = self.conn.execute(self._by_id_sql(table, "*"), (record_id,))
         return self._row(table, cur.fetchone())
 
     def find(self, table: Table, values: dict[str, Any]) -> dict[str, Any] | None:
@@ -132,9 +115,7 @@ class Store:
         return self._row(table, cur.fetchone())
 
     def exists(self, table: Table, record_id: str) -> bool:
-        cur = self.conn.execute(f"SELECT 1 FROM {q(table.logical_name)} WHERE {q(table.primary_id)} = ?",
-                                (record_id,))
-        return cur.fetchone() is not None
+        return self.conn.execute(self._by_id_sql(table, "1"), (record_id,)).fetchone() is not None
 
     def _unique_error(self, table: Table, exc: sqlite3.IntegrityError) -> UniqueViolation:
         text = str(exc)
@@ -226,3 +207,42 @@ class Store:
 
     def close(self) -> None:
         self.conn.close()
+
+
+class _Transaction:
+    """``Store.transaction()``: a class rather than a generator, as it runs for every write."""
+
+    __slots__ = ("depth", "store")
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.depth = 0
+
+    def __enter__(self) -> None:
+        store = self.store
+        store.lock.acquire()
+        try:
+            self.depth = depth = store._depth
+            store.conn.execute("BEGIN" if depth == 0 else f"SAVEPOINT sp{depth}")
+        except BaseException:
+            store.lock.release()
+            raise
+        store._depth += 1
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        store, depth = self.store, self.depth
+        try:
+            store._depth -= 1
+            if exc_type is not None:
+                if depth == 0:
+                    store.conn.execute("ROLLBACK")
+                else:
+                    store.conn.execute(f"ROLLBACK TO sp{depth}")
+                    store.conn.execute(f"RELEASE sp{depth}")
+            elif depth == 0:
+                store._set_meta("version", store.version)
+                store.conn.execute("COMMIT")
+            else:
+                store.conn.execute(f"RELEASE sp{depth}")
+        finally:
+            store.lock.release()

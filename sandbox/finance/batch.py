@@ -48,6 +48,24 @@ def run_batch(svc: FinanceService, content_type: str, body: bytes) -> tuple[int,
         return exc.status, {"Content-Type": "application/json"}, json.dumps(exc.body()).encode(), []
     items: list[BatchResponse | list[BatchResponse]] = []
     changes: list[Change] = []
+    unexpected: BaseException | None = None
+    # One SQLite transaction for the whole batch, each part (or change set) in its own savepoint:
+    # a part still commits or rolls back alone, without a COMMIT per row. It commits even when a
+    # part fails unexpectedly (that part's savepoint is already rolled back), as separate
+    # transactions would have left the parts before it committed.
+    with svc.store.transaction():
+        try:
+            _run_parts(svc, parts, items, changes)
+        except Exception as exc:  # re-raised below, once the parts before it are committed
+            unexpected = exc
+    if unexpected is not None:
+        raise unexpected
+    payload, ctype = write_batch_response(items)
+    return 200, {"Content-Type": ctype, "OData-Version": "4.0"}, payload, changes
+
+
+def _run_parts(svc: FinanceService, parts: list[BatchRequest | ChangeSet],
+               items: list[BatchResponse | list[BatchResponse]], changes: list[Change]) -> None:
     for part in parts:
         if isinstance(part, ChangeSet):
             pending: list[Change] = []
@@ -73,5 +91,3 @@ def run_batch(svc: FinanceService, content_type: str, body: bytes) -> tuple[int,
             resp = svc.handle(_to_request(part))
             items.append(_as_part(resp, part.content_id))
             changes.extend(resp.changes)
-    payload, ctype = write_batch_response(items)
-    return 200, {"Content-Type": ctype, "OData-Version": "4.0"}, payload, changes

@@ -80,6 +80,7 @@ class FinanceService:
         self.schema, self.store, self.options = schema, store, options
         self.root_url = root_url  # e.g. http://127.0.0.1:1234/data ; set by the app on first request
         self.lower_sets = {k.lower(): v for k, v in schema.entities.items()}
+        self._mandatory: dict[str, list[str]] = {}
 
     # --- dispatch -------------------------------------------------------------------------------
 
@@ -248,7 +249,10 @@ class FinanceService:
 
     def validate_row(self, ent: Entity, row: dict[str, Any], changed: set[str] | None = None) -> None:
         """Mandatory fields and declared relations (only relations touching ``changed`` when given)."""
-        missing = [f.name for f in ent.data_fields if f.mandatory and row.get(f.name) in (None, "")]
+        mandatory = self._mandatory.get(ent.entity_set)
+        if mandatory is None:  # per entity, once: this runs for every write
+            mandatory = self._mandatory[ent.entity_set] = [f.name for f in ent.data_fields if f.mandatory]
+        missing = [m for m in mandatory if row.get(m) in (None, "")]
         if missing:
             raise self._fail(ent, [f"Warning: Field '{m}' must be filled in." for m in missing])
         problems = []

@@ -11,7 +11,6 @@ from __future__ import annotations
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -45,6 +44,7 @@ class Store:
         self._key_sql: dict[str, str] = {}
         self._now: tuple[int, str] = (0, "")
         self._insert_sql: dict[str, str] = {}
+        self._exists_sql: dict[tuple[str, tuple[str, ...]], str] = {}
         with self.lock:
             for ent in schema.entities.values():
                 self._create(ent)
@@ -83,25 +83,10 @@ class Store:
 
     # --- transactions ---------------------------------------------------------------------------
 
-    @contextmanager
-    def transaction(self) -> Iterator[None]:
+    def transaction(self) -> _Transaction:
         """One SQLite transaction (a changeset, a batch of loaded rows, a single write); nested calls
         become savepoints, so a write inside a changeset rolls back with it."""
-        with self.lock:
-            nested = self.conn.in_transaction
-            self._depth += 1
-            name = f"sp{self._depth}"
-            self.conn.execute(f"SAVEPOINT {name}" if nested else "BEGIN")
-            try:
-                yield
-            except BaseException:
-                self.conn.execute(f"ROLLBACK TO {name}" if nested else "ROLLBACK")
-                if nested:
-                    self.conn.execute(f"RELEASE {name}")
-                raise
-            finally:
-                self._depth -= 1
-            self.conn.execute(f"RELEASE {name}" if nested else "COMMIT")
+        return _Transaction(self)
 
     # --- rows -----------------------------------------------------------------------------------
 
@@ -122,13 +107,20 @@ class Store:
         return self._row(ent, found) if found else None
 
     def exists(self, ent: Entity, values: dict[str, Any]) -> bool:
-        where = " AND ".join(f"{q(k)} = ?" for k in values)
+        names = tuple(values)
+        sql = self._exists_sql.get((ent.entity_set, names))
+        if sql is None:  # relation checks ask the same few shapes for every row
+            where = " AND ".join(f"{q(k)} = ?" for k in names)
+            sql = self._exists_sql[(ent.entity_set, names)] = f"SELECT 1 FROM {q(ent.entity_set)} WHERE {where} LIMIT 1"
         with self.lock:
-            return self.conn.execute(f"SELECT 1 FROM {q(ent.entity_set)} WHERE {where} LIMIT 1",
-                                     list(values.values())).fetchone() is not None
+            return self.conn.execute(sql, list(values.values())).fetchone() is not None
 
     def insert(self, ent: Entity, row: dict[str, Any], modified: str | None = None) -> dict[str, Any]:
-        stored = {n: row.get(n) for n in self._columns[ent.entity_set]}
+        names = self._columns[ent.entity_set]
+        stored = dict.fromkeys(names)  # every column, in table order
+        stored.update(row)
+        if len(stored) != len(names):  # the row named something else: only the columns count
+            stored = {n: stored[n] for n in names}
         stored[MODIFIED_FIELD] = modified or self.now_text()
         rv = self.next_rv()
         with self.lock:
@@ -183,8 +175,7 @@ class Store:
 
     def select(self, ent: Entity, where: str, params: list[Any], order: str, limit: int | None,
                offset: int) -> list[dict[str, Any]]:
-        cols = ", ".join(q(n) for n in self._columns[ent.entity_set])
-        sql = f"SELECT _rv, {cols} FROM {q(ent.entity_set)}"
+        sql = f"SELECT _rv, {self._select_cols[ent.entity_set]} FROM {q(ent.entity_set)}"
         if where:
             sql += f" WHERE {where}"
         sql += f" ORDER BY {order}" if order else " ORDER BY _id"
@@ -219,3 +210,40 @@ class Store:
     def close(self) -> None:
         with self.lock:
             self.conn.close()
+
+
+class _Transaction:
+    """``Store.transaction()``: a class rather than a generator, as it runs for every write."""
+
+    __slots__ = ("name", "nested", "store")
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.name = ""
+        self.nested = False
+
+    def __enter__(self) -> None:
+        store = self.store
+        store.lock.acquire()
+        try:
+            self.nested = store.conn.in_transaction
+            store._depth += 1
+            self.name = f"sp{store._depth}"
+            store.conn.execute(f"SAVEPOINT {self.name}" if self.nested else "BEGIN")
+        except BaseException:
+            store._depth -= 1
+            store.lock.release()
+            raise
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        store, name, nested = self.store, self.name, self.nested
+        try:
+            store._depth -= 1
+            if exc_type is not None:
+                store.conn.execute(f"ROLLBACK TO {name}" if nested else "ROLLBACK")
+                if nested:
+                    store.conn.execute(f"RELEASE {name}")
+            else:
+                store.conn.execute(f"RELEASE {name}" if nested else "COMMIT")
+        finally:
+            store.lock.release()

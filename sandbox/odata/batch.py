@@ -69,17 +69,36 @@ def _split(body: bytes, boundary: str) -> list[bytes]:
     raise ODataSyntaxError(f"The batch body is missing the closing boundary '--{boundary}--'.")
 
 
+_BLANK_LINE = re.compile(rb"\r?\n\r?\n")
+
+
+def _split_head(raw: bytes) -> tuple[bytes, bytes]:
+    """(head, body) at the first blank line, exactly where ``_BLANK_LINE`` would split (CRLF or LF
+    in any mix), with C-speed finds: a blank line is a LF, an optional CR, a LF, plus the CR before."""
+    lf_cr_lf = raw.find(b"\n\r\n")
+    lf_lf = raw.find(b"\n\n", 0, lf_cr_lf + 1 if lf_cr_lf >= 0 else len(raw))
+    if lf_lf >= 0:
+        at, end = lf_lf, lf_lf + 2
+    elif lf_cr_lf >= 0:
+        at, end = lf_cr_lf, lf_cr_lf + 3
+    else:
+        return raw, b""
+    if at > 0 and raw[at - 1] == 13:  # the CR of a CRLF
+        at -= 1
+    return raw[:at], raw[end:]
+
+
 def _head_body(raw: bytes) -> tuple[dict[str, str], list[str], bytes]:
     """Split header lines from the body; returns (headers, first-lines-without-colon, body)."""
-    m = re.search(rb"\r?\n\r?\n", raw)
-    head, body = (raw[: m.start()], raw[m.end():]) if m else (raw, b"")
+    head, body = _split_head(raw)
     headers: dict[str, str] = {}
     other: list[str] = []
     for line in head.decode("utf-8", "replace").splitlines():
         if not line.strip():
             continue
         name, sep, value = line.partition(":")
-        if sep and not _REQUEST_LINE.match(line.strip()):
+        # a request line can only match when whitespace precedes the first colon ("GET http://...")
+        if sep and (len(name.split()) < 2 or not _REQUEST_LINE.match(line.strip())):
             headers[name.strip().lower()] = value.strip()
         else:
             other.append(line.strip())
@@ -87,8 +106,7 @@ def _head_body(raw: bytes) -> tuple[dict[str, str], list[str], bytes]:
 
 
 def _parse_http(raw: bytes, content_id: str | None) -> BatchRequest:
-    m = re.search(rb"\r?\n\r?\n", raw)
-    head, body = (raw[: m.start()], raw[m.end():]) if m else (raw, b"")
+    head, body = _split_head(raw)
     lines = [ln for ln in head.decode("utf-8", "replace").splitlines()]
     while lines and not lines[0].strip():
         lines.pop(0)
