@@ -95,6 +95,7 @@ param pullMaxRows int = 50000
 param pullOverlapSeconds int = 300
 param pageSize int = 5000
 param initialSyncConcurrency int = 4
+param initialSyncRangeRows int = 50000
 param stateTablePrefix string = 'dualsync'
 
 // --- derived names -------------------------------------------------------------------------------------
@@ -364,6 +365,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DUALSYNC_PULL_OVERLAP_SECONDS: string(pullOverlapSeconds)
     DUALSYNC_PAGE_SIZE: string(pageSize)
     DUALSYNC_INITIAL_SYNC_CONCURRENCY: string(initialSyncConcurrency)
+    DUALSYNC_INITIAL_SYNC_RANGE_ROWS: string(initialSyncRangeRows)
     DUALSYNC_TELEMETRY_ENABLED: telemetryEnabled ? 'true' : 'false'
   })
 }

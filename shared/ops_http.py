@@ -163,9 +163,11 @@ StartInitialSync = Callable[[Sequence[str]], Awaitable[dict[str, Any]]]
 async def start_initial_sync(maps: Sequence[str]) -> dict[str, Any]:
     """Publish distributed initial-sync work items for ``maps`` to the work queue (shared/bulk)."""
     from shared.bulk.distributed import publish_work
+    from shared.runtime import get_runtime
     from shared.sync import factory
 
-    return await publish_work(await factory.get_service(), maps)
+    range_rows = get_runtime().settings.initial_sync_range_rows
+    return await publish_work(await factory.get_service(), maps, range_rows=range_rows)
 
 
 async def initial_sync(ops: Operations, map_name: str, start: StartInitialSync = start_initial_sync) -> Reply:

@@ -139,6 +139,11 @@ class Settings(BaseSettings):
     initial_sync_concurrency: int = Field(
         4, ge=1, le=64, description="batches of one map written at the same time during initial sync"
     )
+    initial_sync_range_rows: int = Field(
+        50_000, ge=1_000, le=10_000_000,
+        description="distributed initial sync: a legal entity's rows are cut into key ranges of about this many "
+                    "rows, one work item each",
+    )
 
     # --- telemetry --------------------------------------------------------------------------------
     telemetry_enabled: bool = Field(

@@ -91,14 +91,15 @@ async def _local(maps: list[str], resume: bool, as_json: bool) -> dict[str, Any]
         await registry.aclose()
 
 
-async def _distributed(maps: list[str], range_rows: int) -> dict[str, Any]:
+async def _distributed(maps: list[str], range_rows: int | None) -> dict[str, Any]:
     from shared.bulk.distributed import publish_work
     from shared.sync.factory import get_service
 
-    load_runtime()
+    runtime = load_runtime()
     service = await get_service()
     try:
-        return await publish_work(service, maps, range_rows=range_rows)
+        rows = range_rows if range_rows is not None else runtime.settings.initial_sync_range_rows
+        return await publish_work(service, maps, range_rows=rows)
     finally:
         await service.transport.close()
         await service.state.close()
@@ -111,9 +112,10 @@ def register(app: typer.Typer) -> None:
         resume: bool = typer.Option(False, "--resume", help="continue from each map's last checkpoint"),
         distributed: bool = typer.Option(False, "--distributed",
                                          help="publish work items for the function app instead of syncing here"),
-        range_rows: int = typer.Option(RANGE_ROWS, "--range-rows", min=1, metavar="N",
-                                       help="with --distributed: cut a legal entity's rows into key ranges of "
-                                            "about N rows, one work item each"),
+        range_rows: int | None = typer.Option(None, "--range-rows", min=1, metavar="N",
+                                              help="with --distributed: cut a legal entity's rows into key ranges "
+                                                   "of about N rows, one work item each (default: the setting "
+                                                   f"DUALSYNC_INITIAL_SYNC_RANGE_ROWS, {RANGE_ROWS:,})"),
         as_json: bool = typer.Option(False, "--json", help="print one JSON summary instead of progress bars"),
     ) -> None:
         """Copy every row of the chosen maps from their master side, dependencies first.

@@ -143,7 +143,8 @@ def test_engine_tuning_defaults_are_the_settings_defaults():
     tuned = {"httpTimeoutSeconds": "http_timeout_seconds", "retryBudgetSeconds": "retry_budget_seconds",
              "maxConcurrency": "max_concurrency", "batchSize": "batch_size", "maxBodyBytes": "max_body_bytes",
              "pullSchedule": "pull_schedule", "pageSize": "page_size",
-             "initialSyncConcurrency": "initial_sync_concurrency", "stateTablePrefix": "state_table_prefix",
+             "initialSyncConcurrency": "initial_sync_concurrency", "initialSyncRangeRows": "initial_sync_range_rows",
+             "stateTablePrefix": "state_table_prefix",
              "financeDefaultCompany": "finance_default_company"}
     for param, setting in tuned.items():
         default = declared[param][1]
