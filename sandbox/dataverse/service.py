@@ -26,6 +26,7 @@ from sandbox.odata import (
     ODataSyntaxError,
     Property,
     SqlColumn,
+    fastjson,
     parse_entity_ref,
     parse_expand,
     parse_filter,
@@ -281,7 +282,7 @@ class DataverseService:
     # --- bodies ----------------------------------------------------------------------------------
     def _json_body(self, req: ApiRequest) -> dict[str, Any]:
         try:
-            data = json.loads(req.body or b"{}")
+            data = fastjson.loads(req.body or b"{}")
         except (ValueError, UnicodeDecodeError) as exc:
             raise errors.BadRequest(f"The request body is not valid JSON: {exc}.") from None
         if not isinstance(data, dict):

@@ -478,13 +478,16 @@ class FlowAwareService(FinanceService):
             return
         if changed is not None and not changed & {"TransactionCurrencyId", "AccountingDate"}:
             return
-        flows = FinanceFlows(self.schema, self.store)
         company = str(row.get(COMPANY_FIELD) or self.options.default_company)
-        le = flows._one("LegalEntities", LegalEntityId=company)
-        if le is None or not le.get("AccountingCurrency"):
+        legal_entities = self.schema.entity("LegalEntities")
+        assert legal_entities is not None
+        # one value, not the row: this runs for every staging write
+        accounting_currency = self.store.first_value(legal_entities, "AccountingCurrency", LegalEntityId=company)
+        if not accounting_currency:
             return  # no accounting setup to check against (import reports it)
+        flows = FinanceFlows(self.schema, self.store)
         try:
-            flows.exchange_rate(str(row["TransactionCurrencyId"]), str(le["AccountingCurrency"]),
+            flows.exchange_rate(str(row["TransactionCurrencyId"]), str(accounting_currency),
                                 date_of(row["AccountingDate"]))
         except FlowProblem as exc:
             raise self._fail(ent, [f"Warning: {exc}"]) from None

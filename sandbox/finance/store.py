@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,8 @@ class Store:
         self._now: tuple[int, str] = (0, "")
         self._insert_sql: dict[str, str] = {}
         self._exists_sql: dict[tuple[str, tuple[str, ...]], str] = {}
+        self._value_sql: dict[tuple[str, str, tuple[str, ...]], str] = {}
+        self._insert_sql_by: dict[tuple[str, tuple[str, ...]], str] = {}
         with self.lock:
             for ent in schema.entities.values():
                 self._create(ent)
@@ -75,11 +78,23 @@ class Store:
         return self._rv
 
     def now_text(self) -> str:
-        now = datetime.now(UTC)
-        second = int(now.timestamp())
+        second = int(time.time())
         if self._now[0] != second:  # formatting is the costly part; reuse it within a second
-            self._now = (second, format_datetime(now))
+            self._now = (second, format_datetime(datetime.fromtimestamp(second, UTC)))
         return self._now[1]
+
+    def first_value(self, ent: Entity, column: str, **match: Any) -> Any:
+        """One column of the first row matching ``match`` (``=`` comparisons), or None: for checks
+        that run on every write and need one value, not the row."""
+        names = tuple(match)
+        sql = self._value_sql.get((ent.entity_set, column, names))
+        if sql is None:
+            where = " AND ".join(f"{q(k)} = ?" for k in names)
+            sql = self._value_sql[(ent.entity_set, column, names)] = \
+                f"SELECT {q(column)} FROM {q(ent.entity_set)} WHERE {where} ORDER BY _id LIMIT 1"
+        with self.lock:
+            found = self.conn.execute(sql, list(match.values())).fetchone()
+        return found[0] if found else None
 
     # --- transactions ---------------------------------------------------------------------------
 
@@ -123,9 +138,19 @@ class Store:
             stored = {n: stored[n] for n in names}
         stored[MODIFIED_FIELD] = modified or self.now_text()
         rv = self.next_rv()
+        # Only the columns with a value: binding the other ~35 NULLs of a staging row cost more
+        # than the rest of the insert. A column left out is NULL all the same (no defaults).
+        present = tuple(n for n, v in stored.items() if v is not None)
+        sql = self._insert_sql_by.get((ent.entity_set, present))
+        if sql is None:
+            if len(self._insert_sql_by) > 512:  # bodies of many shapes: keep the cache bounded
+                self._insert_sql_by.clear()
+            sql = self._insert_sql_by[(ent.entity_set, present)] = (
+                f"INSERT INTO {q(ent.entity_set)} (_rv{''.join(', ' + q(n) for n in present)}) "
+                f"VALUES (?{', ?' * len(present)})")
         with self.lock:
             try:
-                self.conn.execute(self._insert_sql[ent.entity_set], [rv, *stored.values()])
+                self.conn.execute(sql, [rv, *(stored[n] for n in present)])
             except sqlite3.IntegrityError as exc:
                 raise DuplicateKey(str(exc)) from None
         stored["_rv"] = rv
