@@ -33,6 +33,7 @@ from shared.bulk import failures
 from shared.bulk.context import BulkContext
 from shared.bulk.plan import master_sides, sync_order
 from shared.bulk.source import Page, first_url, pages, source_version
+from shared.bulk.waiting import Rounds, WaitingKeys, read_again, waiting_key
 from shared.bulk.writer import Item, TargetWriter, writer_for
 from shared.catalog.models import Side
 from shared.connectors.batching import chunks, pooled
@@ -72,6 +73,7 @@ class Tally:
     written: int = 0
     failed: int = 0
     skipped: int = 0  # bidirectional second pass: rows the first pass already brought over
+    waiting: list[str] = field(default_factory=list)  # keys of rows waiting for a parent of the same map
 
     def add(self, other: Tally) -> None:
         self.read += other.read
@@ -176,55 +178,101 @@ class InitialSync:
             start_pass = max(start_pass, only_pass)
         started = time.perf_counter()
         read_at_start = summary.read
+        waiting = WaitingKeys(self.ctx, cp_name)
+        resumed_rounds = Rounds.from_dict(cp.data["waiting"]) if cp is not None and cp.data.get("waiting") else None
+        self_referencing = any(spec.map == name for spec in cm.lookups.values())
         for index in range(start_pass, last_pass + 1):
             source = sides[index]
-            url = start_url if index == start_pass and start_url else await first_url(
-                self.ctx, cm, source, company=company, extra_filter=key_filter)
             # a second pass (bidirectional without master) leaves alone what the first brought over
             skip_mirrored = index > 0
             total: int | None = None
-            depth = 1 if any(spec.map == name for spec in cm.lookups.values()) else PIPELINE_DEPTH
+            depth = 1 if self_referencing else PIPELINE_DEPTH
             slots = asyncio.Semaphore(self.concurrency)
+            rounds = resumed_rounds if index == start_pass and resumed_rounds else Rounds()
             window: deque[tuple[asyncio.Task[None], Page, Tally, int | None]] = deque()
 
-            async def commit(task: asyncio.Task[None], page: Page, tally: Tally, total: int | None, source: Side = source,
-                             index: int = index) -> None:
-                await task
+            async def save(next_link: str | None, rounds: Rounds | None, source: Side = source,
+                           index: int = index) -> bool:
+                """The checkpoint: within the pass while pages or waiting rows are left, else past it."""
+                within = next_link is not None or rounds is not None
+                last = not within and index == last_pass
+                await state.put_checkpoint(cp_name, {
+                    "map": name, "company": company, "pass": index if within else index + 1,
+                    "source": source.value, "next": next_link, "done": last,
+                    "read": summary.read, "written": summary.written, "failed": summary.failed,
+                    "skipped": summary.skipped, "pages": summary.pages,
+                    **({"waiting": rounds.as_dict()} if rounds is not None else {}),
+                })
+                return last
+
+            def count(tally: Tally) -> None:
                 summary.read += tally.read
                 summary.written += tally.written
                 summary.failed += tally.failed
                 summary.skipped += tally.skipped
-                summary.pages += 1
                 summary.seconds = time.perf_counter() - started
-                last = page.next_link is None and index == last_pass
-                await state.put_checkpoint(cp_name, {
-                    "map": name, "company": company, "pass": index if page.next_link else index + 1,
-                    "source": source.value, "next": page.next_link, "done": last,
-                    "read": summary.read, "written": summary.written, "failed": summary.failed,
-                    "skipped": summary.skipped, "pages": summary.pages,
-                })
+
+            def report(total: int | None, last: bool, source: Side = source) -> None:
                 if self.progress:
                     rate = (summary.read - read_at_start) / summary.seconds if summary.seconds > 0 else 0.0
                     self.progress(Progress(name, source.value, summary.read, summary.written, summary.failed,
                                            rate, total, last))
 
-            try:
-                async for page in self._prefetch(pages(self.ctx, source, url, self.page_size)):
-                    total = page.total if page.total is not None else total
-                    tally = Tally()
-                    task = asyncio.create_task(self._page(cm, source, page.rows, tally, skip_mirrored, slots))
-                    window.append((task, page, tally, total))
-                    while len(window) >= depth:
+            async def commit(task: asyncio.Task[None], page: Page, tally: Tally, total: int | None,
+                             rounds: Rounds = rounds, index: int = index) -> None:
+                await task
+                count(tally)
+                summary.pages += 1
+                if tally.waiting:  # stored before the checkpoint that counts them
+                    rounds.records += await waiting.write(index, 0, rounds.records, tally.waiting)
+                if page.next_link is not None:
+                    last = await save(page.next_link, rounds if rounds.records else None)
+                else:  # the pages are done: the rows left waiting are retried next
+                    last = await save(None, rounds.next_round() if rounds.records else None)
+                report(total, last)
+
+            if rounds.round == 0:
+                url = start_url if index == start_pass and start_url else await first_url(
+                    self.ctx, cm, source, company=company, extra_filter=key_filter)
+                try:
+                    async for page in self._prefetch(pages(self.ctx, source, url, self.page_size)):
+                        total = page.total if page.total is not None else total
+                        tally = Tally()
+                        task = asyncio.create_task(self._page(cm, source, page.rows, tally, skip_mirrored, slots))
+                        window.append((task, page, tally, total))
+                        while len(window) >= depth:
+                            await commit(*window.popleft())
+                        # the page's rows stay referenced by the window only while it is written
+                    while window:
                         await commit(*window.popleft())
-                    # the page's rows stay referenced by the window only while it is written
-                while window:
-                    await commit(*window.popleft())
-            finally:
-                for task, *_ in window:  # stopped early: pages not checkpointed are written again on resume
-                    task.cancel()
-                for task, *_ in window:
-                    with contextlib.suppress(BaseException):
-                        await task
+                finally:
+                    for task, *_ in window:  # stopped early: pages not checkpointed are written again on resume
+                        task.cancel()
+                    for task, *_ in window:
+                        with contextlib.suppress(BaseException):
+                            await task
+                if not rounds.records:
+                    continue
+                rounds = rounds.next_round()
+            # rows that waited for a parent of the same map: retried in rounds while a round writes some
+            while rounds.of:
+                for seq in range(rounds.read, rounds.of):
+                    keys = await waiting.read(index, rounds.round - 1, seq)
+                    tally = Tally()
+                    async for rows in read_again(self.ctx, cm, source, keys, self.page_size):
+                        await self._page(cm, source, rows, tally, skip_mirrored, slots, retry=True,
+                                         defer=not rounds.final)
+                    if tally.waiting:
+                        rounds.records += await waiting.write(index, rounds.round, rounds.records, tally.waiting)
+                    rounds.read, rounds.progress = seq + 1, rounds.progress + tally.written
+                    count(tally)
+                    await save(None, rounds)
+                    await waiting.drop(index, rounds.round - 1, seq)
+                    report(total, False)
+                rounds = rounds.next_round()
+                if rounds.of:
+                    await save(None, rounds)
+            report(total, await save(None, None))
         summary.seconds = time.perf_counter() - started
         summary.done = True
         cp_now = await state.get_checkpoint(cp_name)
@@ -268,13 +316,21 @@ class InitialSync:
                 await task
 
     async def _page(self, cm: CompiledMap, source: Side, rows: list[Row], summary: Tally,
-                    skip_mirrored: bool, slots: asyncio.Semaphore) -> None:
+                    skip_mirrored: bool, slots: asyncio.Semaphore, *, retry: bool = False,
+                    defer: bool = True) -> None:
+        """Write one page's rows (or, with ``retry``, rows read again that waited: not counted as read).
+
+        A row whose parent is a row of the same map waits for the rest of the page, then is tried
+        again; when a try writes nothing, the rows still waiting are kept by key in ``summary.waiting``
+        for a later round (``defer``), or fail naming their parent.
+        """
         target = source.other
         state = self.ctx.state
         to_target = cm.to_side(target)
         pk = cm.map.dataverse.primary_id
         items: list[Item] = []
-        summary.read += len(rows)
+        if not retry:
+            summary.read += len(rows)
         for row in rows:
             key_text: str | None = None
             record_id = str(row.get(pk)) if source is Side.DATAVERSE and row.get(pk) else None
@@ -301,8 +357,6 @@ class InitialSync:
         writer = self.writer(target)
         pending = items
         while pending:
-            # A row whose parent is a row of the same map (a task under its parent task) waits until the
-            # rest of the page is written, then is tried again; it fails only when a round makes no progress.
             await writer.prepare(cm, pending)
             ready: list[tuple[Item, Any]] = []
             waiting: list[tuple[Item, DependencyMissing]] = []
@@ -321,8 +375,12 @@ class InitialSync:
             await self._send(cm, source, target, writer, ready, summary, slots)
             if waiting and not ready:
                 for item, missing in waiting:
-                    await self._fail(cm, source, item.key_text, item.record_id, item.version, missing, item.row,
-                                     summary)
+                    kept_as = waiting_key(source, item.key_text, item.record_id) if defer else None
+                    if kept_as is not None:
+                        summary.waiting.append(kept_as)
+                    else:
+                        await self._fail(cm, source, item.key_text, item.record_id, item.version, missing,
+                                         item.row, summary)
                 waiting = []
             pending = [item for item, _ in waiting]
 
