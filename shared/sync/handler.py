@@ -95,7 +95,9 @@ class SyncHandler:
             if ledger.target_hash == digest:
                 return Skipped("unchanged", key_text)
         bidirectional = cm.map.direction is Direction.BIDIRECTIONAL
-        if bidirectional and await self._target_already_equal(cm, target, key_tuple, mapped):
+        # The target is read only on first contact: once the ledger knows what it holds, a digest that
+        # differs from it is a change to write (the read cost a round trip on every change)
+        if bidirectional and ledger is None and await self._target_already_equal(cm, target, key_tuple, mapped):
             await self._record(map_name, key_text, target, source, source_version, digest, ledger)
             await self._record_source_holds(cm, key_text, source, mapped)
             return Skipped("unchanged", key_text)
