@@ -16,6 +16,11 @@ in flight across pages. Checkpoints are still written in page order, each only o
 every page before it are fully written. A map that refers to itself (a task under its parent task)
 is not pipelined, so a parent on page N is written before its children on page N+1 are checked.
 Memory holds at most four pages whatever the table size.
+
+A row of such a map whose parent (a row of the same map) is not written yet waits: its key is kept
+in the state store (:mod:`shared.bulk.waiting`) and, once the pass's pages are done, it is read again
+by key and retried, in rounds while a round writes something; a row still waiting after a round that
+wrote nothing goes to the error store naming its parent. Rounds are checkpointed like pages.
 """
 
 from __future__ import annotations

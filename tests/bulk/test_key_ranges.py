@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 
-from shared.bulk import BulkContext
 from shared.bulk.distributed import WorkItem, plan_items, process_work_item, range_filter, record_run
 from shared.bulk.engine import InitialSync
 from shared.bulk.reconcile import Reconciler
 from shared.catalog.models import Side
 from shared.transport.local import LocalBroker
-from tests.bulk.conftest import COMPILED, settings_for
+from tests.bulk.conftest import COMPILED
 from tests.bulk.test_initial_sync import keys_on
 from tests.bulk.test_resume_reconcile_distributed import _service, worker_rows
 
@@ -91,11 +90,7 @@ async def test_a_small_slice_stays_one_item(bulk):
 async def test_company_slices_ranged_per_pass_in_any_order_give_the_local_result(bulk, service):
     """Actuals: Dataverse GUID keys in the service's own order, one slice per legal entity, two passes
     (Finance first, then Dataverse), parents in the same run; processed shuffled."""
-    small_pages, dv, fo = bulk
-    # pages big enough for a parent task and its children to share one (the engine does not order a
-    # map's rows by their parent across pages); the ranges below are smaller than a page anyway
-    ctx = BulkContext.from_settings(settings_for(dv, fo, page_size=1000, batch_size=50), COMPILED,
-                                    small_pages.state)
+    ctx, dv, fo = bulk  # 10-row pages: tasks come before their parent task across pages, and wait for it
     maps = ["currencies", "legal_entities", "customers", "workers", "projects", "project_tasks", "project_contracts",
             "project_contract_lines", "transaction_categories", "worker_resources", "actuals"]
     per_company = Counter(str(r["_msdyn_company_value"]) for r in dv.app.state.emulator.rows("msdyn_actuals"))

@@ -14,10 +14,14 @@ import pytest
 from shared.bulk import InitialSync
 from shared.bulk.distributed import plan_items, process_work_item, record_run
 from shared.bulk.engine import checkpoint_name
-from shared.bulk.waiting import WaitingKeys
+from shared.bulk.waiting import WaitingKeys, read_again
+from shared.catalog.models import Side
+from shared.mapping import key_to_string
 from shared.state.models import ErrorClassification
+from tests.bulk.conftest import COMPILED
 from tests.bulk.test_initial_sync import dv_http
 from tests.bulk.test_key_ranges import service  # noqa: F401  (fixture)
+from tests.bulk.test_resume_reconcile_distributed import worker_rows
 
 PARENTS = ["currencies", "legal_entities", "customers", "workers", "projects"]
 ROOT = "00000000-0000-0000-0000-0000000000ff"
@@ -133,9 +137,9 @@ class Killed(Exception):
     """The process stopped."""
 
 
-@pytest.mark.parametrize("kill_at", [3, 7])
-async def test_a_run_killed_while_children_wait_resumes_to_the_same_result(bulk, kill_at):
-    """Killed on a page (3) or while retrying the waiting children (7: after the pages), then resumed."""
+@pytest.mark.parametrize("killed_in", ["pages", "rounds"])
+async def test_a_run_killed_while_children_wait_resumes_to_the_same_result(bulk, killed_in):
+    """Killed on the third page, or on the first retry of waiting children (after the pages); resumed."""
     ctx, dv, fo = bulk
     project = a_project(dv)
     parents = tree(project)
@@ -152,7 +156,7 @@ async def test_a_run_killed_while_children_wait_resumes_to_the_same_result(bulk,
         nonlocal calls
         if cp_name == name:
             calls += 1
-            if calls == (kill_at if kill_at < pages else pages + 1):
+            if calls == (3 if killed_in == "pages" else pages + 1):
                 raise Killed()
         return await put_checkpoint(cp_name, data, **kw)
 
@@ -160,6 +164,12 @@ async def test_a_run_killed_while_children_wait_resumes_to_the_same_result(bulk,
     with pytest.raises(Killed):
         await InitialSync(ctx).run(["project_tasks"])
     ctx.state.put_checkpoint = put_checkpoint  # type: ignore[method-assign]
+    cp = await ctx.state.get_checkpoint(name)
+    assert cp is not None and not cp.data["done"]
+    if killed_in == "pages":
+        assert cp.data["next"] and cp.data["pages"] == 2
+    else:  # the pages are done and the children wait for round 1
+        assert cp.data["next"] is None and cp.data["waiting"]["round"] == 1 and cp.data["waiting"]["read"] == 0
 
     [tasks] = (await InitialSync(ctx).run(["project_tasks"], resume=True)).maps
     assert tasks.resumed and tasks.failed == 0, await ctx.state.list_errors("project_tasks")
@@ -199,3 +209,24 @@ async def test_waiting_keys_are_stored_in_records_under_the_table_store_limit(bu
         back += await store.read(0, 1, seq)
     assert back == keys
     assert await store.read(0, 1, 3 + records) == []
+
+
+async def test_waiting_rows_are_read_again_by_key_on_either_side(bulk):
+    """Finance by integration key (quotes doubled), Dataverse by primary id; rows gone are left out."""
+    ctx, dv, fo = bulk
+    fo.app.state.emulator.load_rows("Workers", [
+        {**worker_rows(1)[0], "PersonnelNumber": number} for number in ("W'1", "W2", "W3")])
+    workers = COMPILED["workers"]
+    keys = [key_to_string(("W'1",)), key_to_string(("W3",)), key_to_string(("NOPE",))]
+    rows = [r async for page in read_again(ctx, workers, Side.FINANCE, keys, page_size=10) for r in page]
+    assert sorted(r["PersonnelNumber"] for r in rows) == ["W'1", "W3"]
+    assert all("ModifiedDateTime" in r for r in rows)  # the pages' own columns: the version is there
+
+    project = a_project(dv)
+    load_tasks(dv, project, {task_id(1): None, task_id(2): task_id(1)})
+    tasks = COMPILED["project_tasks"]
+    ids = [task_id(2), task_id(3)] + [task_id(1)] * 30  # more than one query's worth of keys
+    rows = [r async for page in read_again(ctx, tasks, Side.DATAVERSE, ids, page_size=10) for r in page]
+    assert sorted({r["msdyn_projecttaskid"] for r in rows}) == [task_id(1), task_id(2)]
+    child = next(r for r in rows if r["msdyn_projecttaskid"] == task_id(2))
+    assert tasks.to_side(Side.FINANCE)(child)["ParentTask"] == task_id(1)  # expanded like the pages' rows
