@@ -264,9 +264,12 @@ class InitialSync:
                 for seq in range(rounds.read, rounds.of):
                     keys = await waiting.read(index, rounds.round - 1, seq)
                     tally = Tally()
-                    async for rows in read_again(self.ctx, cm, source, keys, self.page_size):
-                        await self._page(cm, source, rows, tally, skip_mirrored, slots, retry=True,
-                                         defer=not rounds.final)
+                    # a record's rows together (a few hundred: bounded by RECORD_CHARS), so a parent and
+                    # its child in one record meet in the same round
+                    rows = [r async for part in read_again(self.ctx, cm, source, keys, self.page_size) for r in part]
+                    await self._page(cm, source, rows, tally, skip_mirrored, slots, retry=True,
+                                     defer=not rounds.final)
+                    del rows
                     if tally.waiting:
                         rounds.records += await waiting.write(index, rounds.round, rounds.records, tally.waiting)
                     rounds.read, rounds.progress = seq + 1, rounds.progress + tally.written
