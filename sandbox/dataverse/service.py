@@ -21,6 +21,7 @@ from sandbox.dataverse.schema import Column, Schema, Table
 from sandbox.dataverse.store import Store, UniqueViolation, q
 from sandbox.dataverse.values import literal_to_storage, now_text, to_guid, to_json, to_storage
 from sandbox.odata import (
+    EntityRef,
     Expand,
     Key,
     ODataSyntaxError,
@@ -158,6 +159,8 @@ class DataverseService:
         self.delta_token_max_changes = delta_token_max_changes
         self._frames: list[list[Change]] = []
         self._plain: dict[str, dict[str, Column]] = {}
+        self._required: dict[str, list[Column]] = {}
+        self._refs: dict[str, EntityRef] = {}
 
     # --- transactions and change collection -------------------------------------------------------
     def unit(self) -> _Unit:
@@ -259,7 +262,7 @@ class DataverseService:
         target = self.schema.tables[col.target or ""]
         ref = content_ids.get(ref, ref)
         try:
-            parsed = parse_entity_ref(ref, SERVICE_ROOT)
+            parsed = self._refs.get(ref) or self._parse_ref(ref)
         except ODataSyntaxError:
             raise errors.BadRequest(f"The '{col.name}@odata.bind' value '{ref}' is not a valid entity "
                                     "reference URI.") from None
@@ -278,6 +281,14 @@ class DataverseService:
         if row is None:
             raise errors.not_found_by_key(target.logical_name, key_cols or {})
         return str(row[target.primary_id])
+
+    def _parse_ref(self, ref: str) -> EntityRef:
+        """Parsed once per distinct reference: rows of a batch mostly bind the same few records."""
+        parsed = parse_entity_ref(ref, SERVICE_ROOT)
+        if len(self._refs) >= 4096:
+            self._refs.clear()
+        self._refs[ref] = parsed
+        return parsed
 
     # --- bodies ----------------------------------------------------------------------------------
     def _json_body(self, req: ApiRequest) -> dict[str, Any]:
@@ -340,8 +351,11 @@ class DataverseService:
         return plain
 
     def _check_required(self, table: Table, row: dict[str, Any]) -> None:
-        for col in table.columns.values():
-            if col.required and row.get(col.name) is None:
+        required = self._required.get(table.logical_name)
+        if required is None:  # per table, once: this runs for every write
+            required = self._required[table.logical_name] = [c for c in table.columns.values() if c.required]
+        for col in required:
+            if row.get(col.name) is None:
                 raise errors.RequiredMissing(f"A validation error occurred. The value for the required column "
                                              f"'{col.name}' of the '{table.logical_name}' entity is missing.")
 

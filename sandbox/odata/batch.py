@@ -143,11 +143,14 @@ def parse_batch(body: bytes, content_type: str) -> list[BatchPart]:
     return parts
 
 
+_REASONS = {s.value: s.phrase for s in HTTPStatus}  # an enum lookup per part cost more than the part's headers
+
+
 def _write_response(r: BatchResponse) -> bytes:
     out = ["Content-Type: application/http", "Content-Transfer-Encoding: binary"]
     if r.content_id is not None:
         out.append(f"Content-ID: {r.content_id}")
-    reason = HTTPStatus(r.status).phrase if r.status in HTTPStatus._value2member_map_ else ""
+    reason = _REASONS.get(r.status, "")
     out += ["", f"HTTP/1.1 {r.status} {reason}"]
     out += [f"{k}: {v}" for k, v in r.headers.items()]
     out.append("")
