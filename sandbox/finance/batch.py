@@ -21,14 +21,22 @@ class _ChangeSetFailed(Exception):
 
 
 def _to_request(part: BatchRequest) -> ODataRequest:
-    split = urlsplit(part.url)
-    path = split.path
+    url = part.url
+    if "?" not in url and "#" not in url and url.isprintable() and " " not in url and \
+            ((url[:1] == "/" and url[:2] != "//") or url.startswith(("http://", "https://"))):
+        # the usual part URL: no query, nothing urlsplit would clean; the path is what follows the host
+        slash = url.find("/", url.find("://") + 3) if url[0] != "/" else 0
+        path, query = ("" if slash < 0 else url[slash:]), ""
+    else:
+        split = urlsplit(url)
+        path, query = split.path, split.query
     marker = "/data/"
     if marker in path:
         path = path.split(marker, 1)[1]
     elif path.startswith("/data"):
         path = path[len("/data"):]
-    return ODataRequest(part.method, path.lstrip("/"), dict(parse_qsl(split.query)), part.headers, part.body)
+    return ODataRequest(part.method, path.lstrip("/"), dict(parse_qsl(query)) if query else {}, part.headers,
+                        part.body)
 
 
 def _as_part(resp: ODataResponse, content_id: str | None) -> BatchResponse:

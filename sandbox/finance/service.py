@@ -27,6 +27,7 @@ from sandbox.finance.schema import (
     COMPANY_FIELD,
     BodyValueError,
     Entity,
+    Relation,
     Schema,
     parse_body_value,
 )
@@ -258,25 +259,34 @@ class FinanceService:
         missing = [m for m in mandatory if row.get(m) in (None, "")]
         if missing:
             raise self._fail(ent, [f"Warning: Field '{m}' must be filled in." for m in missing])
-        problems = []
+        problems: list[str] = []
         for rel in ent.relations:
             if changed is not None and not (changed & set(rel.fields)) and not (
                     rel.company_field and rel.company_field in changed):
                 continue
-            values = {remote: row.get(local) for local, remote in rel.fields.items()}
-            if any(v in (None, "") for v in values.values()):
-                continue
-            target = self.schema.entities[rel.target]
-            if target.company:
-                company = row.get(rel.company_field or COMPANY_FIELD) or row.get(COMPANY_FIELD)
-                values = {COMPANY_FIELD: str(company).lower(), **values}
-            if not self.store.exists(target, values):
-                local = ", ".join(rel.fields)
-                shown = ", ".join(str(row.get(k)) for k in rel.fields)
-                problems.append(f"Warning: The value '{shown}' in field '{local}' is not found in the related "
-                                f"table '{target.label}'.")
+            values: dict[str, Any] = {}
+            for local, remote in rel.fields.items():
+                value = row.get(local)
+                if value is None or value == "":
+                    break  # an empty reference is not checked
+                values[remote] = value
+            else:
+                self._check_relation(ent, rel, row, values, problems)
         if problems:
             raise self._fail(ent, problems)
+
+    def _check_relation(self, ent: Entity, rel: Relation, row: dict[str, Any], values: dict[str, Any],
+                        problems: list[str]) -> None:
+        """The related row must exist (in the row's company when the target is per company)."""
+        target = self.schema.entities[rel.target]
+        if target.company:
+            company = row.get(rel.company_field or COMPANY_FIELD) or row.get(COMPANY_FIELD)
+            values = {COMPANY_FIELD: str(company).lower(), **values}
+        if not self.store.exists(target, values):
+            local = ", ".join(rel.fields)
+            shown = ", ".join(str(row.get(k)) for k in rel.fields)
+            problems.append(f"Warning: The value '{shown}' in field '{local}' is not found in the related "
+                            f"table '{target.label}'.")
 
     def _duplicate(self, ent: Entity, row: dict[str, Any]) -> WriteFailed:
         keys = ", ".join(ent.key)
@@ -298,8 +308,8 @@ class FinanceService:
             except DuplicateKey:
                 raise self._duplicate(ent, row) from None
         # the created row echoed, as _render shapes it (context, etag, every field), built in one dict
-        payload = {"@odata.context": f"{self.root_url}/$metadata#{ent.entity_set}/$entity",
-                   "@odata.etag": etag(stored["_rv"])}
+        payload: dict[str, Any] = {"@odata.context": f"{self.root_url}/$metadata#{ent.entity_set}/$entity",
+                                   "@odata.etag": etag(stored["_rv"])}
         for name in ent.fields:
             payload[name] = stored.get(name)
         resp = ODataResponse(201, fastjson.dumps_row(payload), {
