@@ -7,12 +7,13 @@ fails alone) or grouped in change sets (atomic: all parts or none).
 
 from __future__ import annotations
 
-import json
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from shared.connectors import jsoncodec
 
 CRLF = "\r\n"
 
@@ -72,7 +73,7 @@ def _http_part(part: Part, content_id: int | None) -> str:
     body = ""
     if part.body is not None:
         lines.append("Content-Type: application/json; type=entry")
-        body = json.dumps(part.body, separators=(",", ":"), ensure_ascii=False)
+        body = jsoncodec.dumps(part.body).decode()
     lines += [f"{k}: {v}" for k, v in part.headers.items()]
     lines += ["", body]
     return CRLF.join(lines)
@@ -137,7 +138,7 @@ def _decode(payload: bytes) -> Any:
     if not payload.strip():
         return None
     try:
-        return json.loads(payload)
+        return jsoncodec.loads(payload)
     except ValueError:
         return payload.decode("utf-8", "replace")
 

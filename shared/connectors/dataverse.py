@@ -11,7 +11,7 @@ from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 from uuid import UUID
 
-from shared.connectors import batch, batching
+from shared.connectors import batch, batching, jsoncodec
 from shared.connectors.auth import TokenProvider
 from shared.connectors.errors import (
     ConnectorError,
@@ -85,7 +85,7 @@ class DataverseConnector:
         """The row at ``key`` (GUID or alternate key); :class:`NotFound` if there is none."""
         qs = query_string({"$select": ",".join(select) if select else None})
         response = await self.http.request("GET", entity_path(entity_set, key) + (f"?{qs}" if qs else ""))
-        row: dict[str, Any] = response.json()
+        row: dict[str, Any] = jsoncodec.loads(response.content)
         return row
 
     async def query(

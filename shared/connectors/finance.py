@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from shared.connectors import batch, batching
+from shared.connectors import batch, batching, jsoncodec
 from shared.connectors.auth import TokenProvider
 from shared.connectors.errors import Conflict, ConnectorError, NotFound, Service, classify
 from shared.connectors.http import ServiceClient
@@ -47,7 +47,7 @@ class FinanceConnector:
         if select:
             url += ("&" if "?" in url else "?") + query_string({"$select": ",".join(select)})
         response = await self.http.request("GET", url)
-        row: dict[str, Any] = response.json()
+        row: dict[str, Any] = jsoncodec.loads(response.content)
         return row
 
     async def query(

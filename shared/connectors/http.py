@@ -7,7 +7,6 @@ tokens, secrets or row contents.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from shared.connectors import jsoncodec
 from shared.connectors.auth import TokenProvider, token_provider
 from shared.connectors.concurrency import AdaptiveLimiter
 from shared.connectors.errors import ConnectorError, ForeignLink, Service, Throttled, Transient, classify
@@ -190,7 +190,7 @@ class ServiceClient:
         loop); return the successful response or raise a :class:`ConnectorError`."""
         full = self.url(url)
         body = content if content is not None else (
-            json.dumps(json_body, separators=(",", ":")).encode() if json_body is not None else None
+            jsoncodec.dumps(json_body) if json_body is not None else None
         )
         hdrs = {**self.headers, **(headers or {})}
         if json_body is not None and "Content-Type" not in hdrs:
@@ -240,7 +240,7 @@ class ServiceClient:
 
 def _json_or_none(response: httpx.Response) -> Any:
     try:
-        return response.json()
+        return jsoncodec.loads(response.content)
     except (ValueError, UnicodeDecodeError):
         return None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from shared.connectors import jsoncodec
 from shared.connectors.http import ServiceClient
 
 
@@ -19,6 +20,6 @@ async def follow_pages(
     next_url: str | None = url
     while next_url is not None:
         response = await http.request("GET", next_url, headers=headers)
-        page: dict[str, Any] = response.json()
+        page: dict[str, Any] = jsoncodec.loads(response.content)
         yield page
         next_url = page.get("@odata.nextLink")
