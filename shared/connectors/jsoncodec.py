@@ -16,7 +16,6 @@ from typing import Any
 
 import orjson
 
-
 _DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))  # a digit -> "0", the rest -> " "
 _WIDE = b"0" * 19  # 19 digits in a row: possibly wider than 64 bits, which orjson reads as a float
 
@@ -49,10 +48,13 @@ def _std(value: Any) -> bytes:
 
 
 def _non_finite(value: Any) -> bool:
-    if type(value) is float:
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_non_finite(v) for v in value.values())
-    if isinstance(value, list | tuple):
-        return any(_non_finite(v) for v in value)
+    # a loop over the values, recursing only into containers: bodies are mostly flat rows of scalars
+    values = value.values() if isinstance(value, dict) else value if isinstance(value, list | tuple) else (value,)
+    for v in values:
+        kind = type(v)
+        if kind is float:
+            if not math.isfinite(v):
+                return True
+        elif kind is not str and kind is not int and kind is not bool and v is not None and _non_finite(v):
+            return True
     return False
