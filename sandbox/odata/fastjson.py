@@ -2,8 +2,8 @@
 library otherwise, so behaviour (values, error messages, bytes of ASCII text) does not change.
 
 A staging row echoed in a Finance 201 has ~45 properties; ``json.dumps`` spent ~8 us on it, a
-tenth of the emulator's CPU per batched row. orjson is an optional speed-up: without it (an
-environment not yet reinstalled) everything goes through ``json``.
+tenth of the emulator's CPU per batched row. Reading is the connectors' own codec
+(``shared.connectors.jsoncodec.loads``).
 """
 
 from __future__ import annotations
@@ -11,31 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-try:
-    import orjson
-except ImportError:  # pragma: no cover - the sandbox extra installs it
-    orjson = None  # type: ignore[assignment]
+import orjson
 
+from shared.connectors.jsoncodec import loads  # the same reading rules as the connectors: one place
 
-_DIGITS_ONLY = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))  # digits -> "0", rest -> " "
-_LONG_RUN = b"0" * 19
-
-
-def _has_long_number(data: bytes) -> bool:
-    """A run of 19+ digits anywhere (a regex search cost as much as json.loads)."""
-    return _LONG_RUN in data.translate(_DIGITS_ONLY)
-
-
-def loads(data: bytes) -> Any:
-    """``json.loads(data)``, the same value. Whatever orjson refuses (NaN, infinities, lone
-    surrogates, invalid JSON) or reads differently (integers of 19 digits or more, which it may
-    turn into floats) goes to ``json.loads``, which accepts it or raises its own error."""
-    if orjson is not None and not _has_long_number(data):
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(data)
+__all__ = ["dumps_row", "loads"]
 
 
 _SCALARS = frozenset({str, int, bool, float, type(None)})
@@ -55,7 +35,7 @@ def dumps_row(row: dict[str, Any]) -> bytes:
     """``json.dumps(row, separators=(",", ":")).encode()`` byte for byte, for a flat dict of JSON
     scalars (an entity as rendered). Anything else, non-ASCII text (``json`` writes ``\\u``
     escapes) and floats outside ``_plain`` go through ``json``."""
-    if orjson is not None and _plain(row):
+    if _plain(row):
         try:
             out: bytes = orjson.dumps(row)
         except TypeError:  # an int beyond 64 bits, a nested or unknown type
