@@ -29,6 +29,7 @@ from sandbox.odata.batch import (
     ChangeSet,
     count_requests,
     parse_batch,
+    split_part_url,
     write_batch_response,
 )
 
@@ -47,14 +48,7 @@ def _api_request(part: BatchRequest, content_ids: dict[str, str], outer_query: M
         if ref not in content_ids:
             raise errors.BadRequest(f"Content-ID Reference: '{ref}' does not exist in the batch context.")
         url = content_ids[ref] + ("/" + tail if tail else "")
-    if "?" not in url and "#" not in url and url.isprintable() and " " not in url and \
-            ((url[:1] == "/" and url[:2] != "//") or url.startswith(("http://", "https://"))):
-        # the usual part URL: no query, nothing urlsplit would clean; the path is what follows the host
-        slash = url.find("/", url.find("://") + 3) if url[0] != "/" else 0
-        path, query_text = ("" if slash < 0 else url[slash:]), ""
-    else:
-        parts = urlsplit(url)
-        path, query_text = parts.path, parts.query
+    path, query_text = split_part_url(url)
     if "%" in path:
         path = unquote(path)
     if path.startswith(SERVICE_ROOT):

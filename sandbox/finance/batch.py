@@ -5,11 +5,18 @@ failing request's error). The batch itself answers 200; clients must read every 
 from __future__ import annotations
 
 import json
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl
 
 from sandbox.finance.errors import BadRequest, FinanceError
 from sandbox.finance.service import Change, FinanceService, ODataRequest, ODataResponse
-from sandbox.odata.batch import BatchRequest, BatchResponse, ChangeSet, parse_batch, write_batch_response
+from sandbox.odata.batch import (
+    BatchRequest,
+    BatchResponse,
+    ChangeSet,
+    parse_batch,
+    split_part_url,
+    write_batch_response,
+)
 from sandbox.odata.literals import ODataSyntaxError
 
 MAX_OPERATIONS = 5_000  # "a batch can contain up to 5,000 operations" (apis.md §8)
@@ -22,14 +29,7 @@ class _ChangeSetFailed(Exception):
 
 def _to_request(part: BatchRequest) -> ODataRequest:
     url = part.url
-    if "?" not in url and "#" not in url and url.isprintable() and " " not in url and \
-            ((url[:1] == "/" and url[:2] != "//") or url.startswith(("http://", "https://"))):
-        # the usual part URL: no query, nothing urlsplit would clean; the path is what follows the host
-        slash = url.find("/", url.find("://") + 3) if url[0] != "/" else 0
-        path, query = ("" if slash < 0 else url[slash:]), ""
-    else:
-        split = urlsplit(url)
-        path, query = split.path, split.query
+    path, query = split_part_url(url)
     marker = "/data/"
     if marker in path:
         path = path.split(marker, 1)[1]
