@@ -97,13 +97,19 @@ async def send_batch(
 
 async def write_batches(
     http: ServiceClient,
-    requests: Sequence[tuple[Write, batch.Part]],
+    writes: Sequence[Write],
+    part: Callable[[Write], batch.Part],
     *,
     batch_size: int,
     part_error: PartError,
 ) -> list[WriteResult]:
-    """All ``requests`` in chunks of ``batch_size``, concurrently; one result per write, in order."""
+    """All ``writes`` in chunks of ``batch_size``, concurrently; one result per write, in order.
+
+    Each chunk's parts are built by the worker that sends it, so the first request leaves at once
+    and building overlaps the service's work instead of preceding all of it.
+    """
     per_chunk = await pooled(
-        chunks(requests, batch_size), http.limiter.ceiling, lambda c: send_batch(http, c, part_error)
+        chunks(writes, batch_size), http.limiter.ceiling,
+        lambda c: send_batch(http, [(w, part(w)) for w in c], part_error),
     )
     return [r for chunk_results in per_chunk for r in chunk_results]

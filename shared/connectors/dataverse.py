@@ -271,9 +271,9 @@ class DataverseConnector:
         """
         if mode == "upsert_multiple" and all(isinstance(w, Upsert) for w in writes):
             return await self._upsert_multiple(entity_set, writes, logical_name or singular(entity_set))
-        requests = [(w, self._part(entity_set, w)) for w in writes]
         return await batching.write_batches(
-            self.http, requests, batch_size=self.batch_size, part_error=self._part_error
+            self.http, writes, lambda w: self._part(entity_set, w), batch_size=self.batch_size,
+            part_error=self._part_error,
         )
 
     async def _upsert_multiple(self, entity_set: str, writes: Sequence[Write], logical_name: str) -> list[WriteResult]:

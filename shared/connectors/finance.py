@@ -4,7 +4,7 @@ batched writes through ``$batch``."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -121,43 +121,31 @@ class FinanceConnector:
                 return batch.Part("DELETE", url)
             return batch.Part("PATCH", url, dict(w.row))
 
-        async def run(parts: Sequence[tuple[Write, batch.Part]]) -> list[WriteResult]:
+        def post(w: Write) -> batch.Part:
+            if isinstance(w, Upsert):
+                return batch.Part("POST", root + entity_set, {**w.row, **w.key})  # type: ignore[dict-item]
+            return patch(w)
+
+        async def run(some: Sequence[Write], part: Callable[[Write], batch.Part]) -> list[WriteResult]:
             return await batching.write_batches(
-                self.http, parts, batch_size=self.batch_size, part_error=self._part_error
+                self.http, some, part, batch_size=self.batch_size, part_error=self._part_error
             )
 
         if expect == "new":
-            return await self._create_first(entity_set, writes, run, patch)
-        results = await run([(w, patch(w)) for w in writes])
+            # POST first, PATCH only the duplicates.
+            results = await run(writes, post)
+            existing = [i for i, r in enumerate(results)
+                        if isinstance(r.error, Conflict) and isinstance(r.write, Upsert)]
+            for i, r in zip(existing, await run([writes[i] for i in existing], patch), strict=True):
+                results[i] = r
+            return results
+        results = await run(writes, patch)
         missing = [i for i, r in enumerate(results) if isinstance(r.error, NotFound) and isinstance(r.write, Upsert)]
         if missing:
-            posts = []
-            for i in missing:
-                w = writes[i]
-                assert isinstance(w, Upsert)
-                posts.append((w, batch.Part("POST", root + entity_set, {**w.row, **w.key})))  # type: ignore[dict-item]
-            for i, r in zip(missing, await run(posts), strict=True):
+            for i, r in zip(missing, await run([writes[i] for i in missing], post), strict=True):
                 results[i] = r
             raced = [i for i in missing if isinstance(results[i].error, Conflict)]
             if raced:
-                for i, r in zip(raced, await run([(writes[i], patch(writes[i])) for i in raced]), strict=True):
+                for i, r in zip(raced, await run([writes[i] for i in raced], patch), strict=True):
                     results[i] = r
-        return results
-
-    async def _create_first(
-        self,
-        entity_set: str,
-        writes: Sequence[Write],
-        run: Callable[[Sequence[tuple[Write, batch.Part]]], Awaitable[list[WriteResult]]],
-        patch: Callable[[Write], batch.Part],
-    ) -> list[WriteResult]:
-        root = self.http.service_root
-        parts = [
-            (w, batch.Part("POST", root + entity_set, {**w.row, **w.key}) if isinstance(w, Upsert) else patch(w))  # type: ignore[dict-item]
-            for w in writes
-        ]
-        results = await run(parts)
-        existing = [i for i, r in enumerate(results) if isinstance(r.error, Conflict) and isinstance(r.write, Upsert)]
-        for i, r in zip(existing, await run([(writes[i], patch(writes[i])) for i in existing]), strict=True):
-            results[i] = r
         return results
