@@ -84,6 +84,12 @@ param httpTimeoutSeconds int = 30
 param retryBudgetSeconds int = 120
 param maxConcurrency int = 16
 param batchSize int = 100
+@description('Batched Dataverse upserts: upsert_multiple (UpsertMultiple per chunk, $batch where it cannot serve) or batch.')
+@allowed([
+  'upsert_multiple'
+  'batch'
+])
+param dataverseBulkWrite string = 'upsert_multiple'
 @description('Times a change waiting for its parent is scheduled again before it is dead-lettered as dependency-missing.')
 param dependencyRetryAttempts int = 12
 @description('First delay (seconds) of a rescheduled change; each further attempt doubles it, up to 15 minutes.')
@@ -351,6 +357,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
     DUALSYNC_RETRY_BUDGET_SECONDS: string(retryBudgetSeconds)
     DUALSYNC_MAX_CONCURRENCY: string(maxConcurrency)
     DUALSYNC_BATCH_SIZE: string(batchSize)
+    DUALSYNC_DATAVERSE_BULK_WRITE: dataverseBulkWrite
     DUALSYNC_DEPENDENCY_RETRY_ATTEMPTS: string(dependencyRetryAttempts)
     DUALSYNC_RETRY_BASE_DELAY_SECONDS: string(retryBaseDelaySeconds)
     DUALSYNC_STATE_BACKEND: 'table'

@@ -26,6 +26,11 @@ class AuthMode(StrEnum):
     STATIC_TOKEN = "static_token"  # the local emulators only
 
 
+class DataverseBulkWrite(StrEnum):
+    UPSERT_MULTIPLE = "upsert_multiple"  # one JSON request per chunk; $batch where it can't serve
+    BATCH = "batch"  # $batch with continue-on-error, one part per row
+
+
 class StateBackend(StrEnum):
     SQLITE = "sqlite"
     TABLE = "table"
@@ -77,6 +82,12 @@ class Settings(BaseSettings):
     )
     max_concurrency: int = Field(16, ge=1, le=256, description="ceiling of requests in flight per service")
     batch_size: int = Field(100, ge=1, le=1000, description="rows per $batch / UpsertMultiple request")
+    dataverse_bulk_write: DataverseBulkWrite = Field(
+        DataverseBulkWrite.UPSERT_MULTIPLE,
+        description="how batched Dataverse upserts are sent: upsert_multiple (UpsertMultiple per chunk; a "
+                    "failed chunk is re-sent as $batch to find its bad rows, and a table that doesn't support "
+                    "the message uses $batch from then on) or batch ($batch only)",
+    )
     dependency_retry_attempts: int = Field(
         12, ge=0, le=50,
         description="times a change waiting for its parent (or a referenced row) is scheduled again before "

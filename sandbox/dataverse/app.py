@@ -55,6 +55,7 @@ class DataverseEmulator:
 
     def reset(self) -> None:
         self.store.reset()
+        self.service.bulk_unsupported.clear()
         self.notifier.clear()
         self.counters.reset()
         self.notifier.counters.clear()

@@ -30,6 +30,18 @@ class BadRequest(DataverseError):
     status, code = 400, "0x80060888"
 
 
+class MessageNotSupported(DataverseError):
+    """SdkEntityDoesNotSupportMessage: the table doesn't take this message (not every standard table
+    takes CreateMultiple / UpsertMultiple). The code and text are the platform's; the HTTP status
+    is not documented, 400 is assumed."""
+
+    status, code = 400, "0x80040800"
+
+    def __init__(self, message_name: str, logical_name: str) -> None:
+        super().__init__(f"The '{message_name}' method does not support entities of type '{logical_name}'. "
+                         "MessageProcessorCache returned MessageProcessor.Empty.")
+
+
 class ResourceNotFound(DataverseError):
     """An unknown entity set or path segment."""
 

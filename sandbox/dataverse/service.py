@@ -161,6 +161,9 @@ class DataverseService:
         self._plain: dict[str, dict[str, Column]] = {}
         self._required: dict[str, list[Column]] = {}
         self._refs: dict[str, EntityRef] = {}
+        # Logical names of tables that refuse the bulk messages (CreateMultiple, UpsertMultiple), as
+        # some real standard tables do; empty here: every emulated table takes them unless told.
+        self.bulk_unsupported: set[str] = set()
 
     # --- transactions and change collection -------------------------------------------------------
     def unit(self) -> _Unit:
@@ -477,6 +480,8 @@ class DataverseService:
         return ApiResponse(204, {"odata-version": "4.0"})
 
     def _bulk(self, table: Table, req: ApiRequest, root: str, action: str) -> ApiResponse:
+        if table.logical_name in self.bulk_unsupported:
+            raise errors.MessageNotSupported(action, table.logical_name)
         data = self._json_body(req)
         targets = data.get("Targets")
         if not isinstance(targets, list) or not targets:

@@ -3,6 +3,7 @@ upserts by key (with ``@odata.bind`` lookups), deletes and batched writes."""
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -17,6 +18,7 @@ from shared.connectors.errors import (
     ConnectorError,
     DeltaTokenExpired,
     LookupTargetMissing,
+    MessageUnsupported,
     NotFound,
     Service,
     classify,
@@ -26,6 +28,8 @@ from shared.connectors.odata import Key, entity_path, key_segment, query_string
 from shared.connectors.paging import follow_pages
 from shared.connectors.writes import Delete, Upsert, Write, WriteResult
 from shared.settings import Settings
+
+log = logging.getLogger(__name__)
 
 API_PATH = "api/data/v9.2/"
 MAX_PAGE_SIZE = 5000
@@ -64,9 +68,14 @@ class ChangePage:
 class DataverseConnector:
     service = Service.DATAVERSE
 
-    def __init__(self, http: ServiceClient, *, batch_size: int = 100, resolve_cache_size: int = 4096) -> None:
+    def __init__(
+        self, http: ServiceClient, *, batch_size: int = 100, resolve_cache_size: int = 4096,
+        bulk_write: BatchMode = "upsert_multiple",
+    ) -> None:
         self.http = http
         self.batch_size = batch_size
+        self.bulk_write: BatchMode = bulk_write
+        self.no_bulk_messages: set[str] = set()  # entity sets that answered MessageUnsupported
         self._ids: OrderedDict[tuple[str, str], UUID] = OrderedDict()
         self._ids_max = resolve_cache_size
 
@@ -77,7 +86,7 @@ class DataverseConnector:
             settings, Service.DATAVERSE, settings.dataverse_url, API_PATH, tokens=tokens,
             headers={"If-None-Match": "null"},  # always read the current row, never a cached one
         )
-        return cls(http, batch_size=settings.batch_size)
+        return cls(http, batch_size=settings.batch_size, bulk_write=settings.dataverse_bulk_write.value)
 
     # --- reads ------------------------------------------------------------------------------------
 
@@ -260,41 +269,52 @@ class DataverseConnector:
         return self._lookup_error(error, write)
 
     async def write_batch(
-        self, entity_set: str, writes: Sequence[Write], *, mode: BatchMode = "batch", logical_name: str | None = None
+        self, entity_set: str, writes: Sequence[Write], *, mode: BatchMode | None = None,
+        logical_name: str | None = None,
     ) -> list[WriteResult]:
         """Many writes, chunked by ``batch_size`` and sent concurrently; one result per write.
 
+        ``mode`` (default: the ``bulk_write`` setting):
+        ``upsert_multiple``: ``UpsertMultiple`` per chunk (one JSON request; far less to build and
+        parse than a ``$batch`` of the same rows, on both ends). It is all-or-nothing on standard
+        tables, so a chunk that fails is re-sent as ``$batch`` to find which rows are bad. It only
+        carries plain upserts: a call with deletes or conditions (``If-Match``, create-only) goes
+        through ``$batch``, as does a table that doesn't support the message.
         ``batch``: ``$batch`` with continue-on-error, each row succeeds or fails alone.
-        ``upsert_multiple``: ``UpsertMultiple`` per chunk (one request, fewer server round trips);
-        it is all-or-nothing on standard tables, so a failed chunk is re-sent as ``$batch`` to find
-        which rows are bad. Deletes always go through ``$batch``.
         """
-        if mode == "upsert_multiple" and all(isinstance(w, Upsert) for w in writes):
+        if ((mode or self.bulk_write) == "upsert_multiple" and entity_set not in self.no_bulk_messages
+                and all(isinstance(w, Upsert) and w.if_match is None and not w.create_only for w in writes)):
             return await self._upsert_multiple(entity_set, writes, logical_name or singular(entity_set))
+        return await self._batches(entity_set, writes)
+
+    async def _batches(self, entity_set: str, writes: Sequence[Write]) -> list[WriteResult]:
         return await batching.write_batches(
             self.http, writes, lambda w: self._part(entity_set, w), batch_size=self.batch_size,
             part_error=self._part_error,
         )
 
     async def _upsert_multiple(self, entity_set: str, writes: Sequence[Write], logical_name: str) -> list[WriteResult]:
+        odata_type = f"Microsoft.Dynamics.CRM.{logical_name}"
+        path = f"{entity_set}/Microsoft.Dynamics.CRM.UpsertMultiple"
+
         async def one_chunk(chunk: Sequence[Write]) -> list[WriteResult]:
-            targets = []
-            for w in chunk:
-                assert isinstance(w, Upsert)
-                targets.append({
-                    "@odata.type": f"Microsoft.Dynamics.CRM.{logical_name}",
-                    "@odata.id": entity_path(entity_set, w.key),
-                    **self._body(w),
-                })
+            if entity_set in self.no_bulk_messages:  # learned from a chunk that went before
+                return await self._batches(entity_set, chunk)
+            targets = [
+                {"@odata.type": odata_type, "@odata.id": entity_path(entity_set, w.key), **self._body(w)}
+                for w in chunk if isinstance(w, Upsert)
+            ]
             try:
-                await self.http.request(
-                    "POST", f"{entity_set}/Microsoft.Dynamics.CRM.UpsertMultiple", json_body={"Targets": targets}
-                )
+                await self.http.request("POST", path, json_body={"Targets": targets})
             except ConnectorError as exc:
                 if exc.retryable:
                     return [WriteResult(w, exc, exc.status) for w in chunk]
-                requests = [(w, self._part(entity_set, w)) for w in chunk]
-                return await batching.send_batch(self.http, requests, self._part_error)
+                if isinstance(exc, MessageUnsupported):  # not every table takes the bulk messages
+                    self.no_bulk_messages.add(entity_set)
+                    log.info("dataverse: %s does not support UpsertMultiple; writing it through $batch",
+                             entity_set, extra={"entity_set": entity_set})
+                # All-or-nothing: nothing of this chunk landed; $batch says row by row what fails.
+                return await self._batches(entity_set, chunk)
             return [WriteResult(w, None, 204) for w in chunk]
 
         per_chunk = await batching.pooled(

@@ -103,6 +103,11 @@ class Validation(ConnectorError):
     """400 (and other 4xx): the service rejected the request; retrying it unchanged won't help."""
 
 
+class MessageUnsupported(Validation):
+    """Dataverse: the table doesn't take this message (e.g. ``UpsertMultiple`` on a table without
+    the bulk messages); the same rows can go another way."""
+
+
 class Auth(ConnectorError):
     """401 after a token refresh, or 403: identity or privileges are wrong."""
 
@@ -143,6 +148,7 @@ DV_SERVICE_PROTECTION = ("0x80072322", "0x80072321", "0x80072326")
 DV_DUPLICATE = ("0x80040237", "0x80060892", "0x80040333", "0x80073002")
 DV_TRANSIENT_SQL = ("0x80044150", "-2147204784", "-2147204783")  # generic SQL error, deadlock, SQL timeout
 DV_DELTA_EXPIRED = ("0x80044352",)
+DV_UNSUPPORTED_MESSAGE = ("0x80040800",)  # SdkEntityDoesNotSupportMessage
 FO_DUPLICATE = ("the record already exists", "record already exists")  # change tracking token expired / invalid version stamp
 
 ERROR_TABLE: tuple[Rule, ...] = (
@@ -154,6 +160,7 @@ ERROR_TABLE: tuple[Rule, ...] = (
     Rule(Precondition, statuses=(412,)),
     Rule(Conflict, codes=DV_DUPLICATE, service=Service.DATAVERSE),
     Rule(Transient, codes=DV_TRANSIENT_SQL, service=Service.DATAVERSE),
+    Rule(MessageUnsupported, codes=DV_UNSUPPORTED_MESSAGE, service=Service.DATAVERSE),
     # Finance reports a duplicate key on create as a write failure (400/500) whose infolog says so.
     Rule(Conflict, statuses=(400, 500), service=Service.FINANCE, phrases=FO_DUPLICATE),
     Rule(Auth, statuses=(401, 403)),

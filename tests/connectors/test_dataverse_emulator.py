@@ -204,6 +204,58 @@ async def test_upsert_multiple_chunks(dv, emu):
     assert sum(stats.values()) == 5  # ceil(30 / 7) requests
 
 
+def posts(emu):
+    """POSTs answered so far, by status: 204 = UpsertMultiple, 200 = $batch, 400 = refused."""
+    return dict(emu.stats()["requests"].get("POST", {}))
+
+
+async def test_batched_upserts_go_as_upsert_multiple_by_default(dv, emu):
+    uspm = await dv.resolve_id(*company("USPM"))
+    assert dv.bulk_write == "upsert_multiple" and dv.batch_size == 50  # settings' default mode, the test's size
+    writes = [Upsert({"msdyn_projectnumber": f"D-{i}", "_msdyn_company_value": uspm}, {"msdyn_subject": f"D{i}"},
+                     lookups={"msdyn_company": company("USPM")}) for i in range(120)]
+    results = await dv.write_batch(PROJECTS, writes)
+    assert all(r.ok for r in results) and emu.count(PROJECTS) == 120
+    assert posts(emu) == {"204": 3}  # ceil(120 / 50) UpsertMultiple requests, no $batch
+
+
+async def test_conditional_writes_and_deletes_go_through_batch(dv, emu):
+    uspm = await dv.resolve_id(*company("USPM"))
+    existing = load_projects(emu, 2, uspm)
+    await dv.write_batch(PROJECTS, [Upsert(existing[0], {"msdyn_subject": "only if there"}, if_match="*")])
+    await dv.write_batch(PROJECTS, [Upsert({"msdyn_projectnumber": "C-1", "_msdyn_company_value": uspm},
+                                           {"msdyn_subject": "new"}, create_only=True)])
+    await dv.write_batch(PROJECTS, [Upsert({"msdyn_projectnumber": "C-2", "_msdyn_company_value": uspm},
+                                           {"msdyn_subject": "new"}), Delete(existing[1])])
+    assert posts(emu) == {"200": 3}  # three $batch requests, no UpsertMultiple
+    assert {r["msdyn_projectnumber"] for r in emu.rows(PROJECTS)} == {"N00000", "C-1", "C-2"}
+    assert [r["msdyn_subject"] for r in emu.rows(PROJECTS) if r["msdyn_projectnumber"] == "N00000"] == ["only if there"]
+
+
+async def test_table_without_bulk_messages_falls_back_to_batch_and_remembers(dv, emu):
+    uspm = await dv.resolve_id(*company("USPM"))
+    emu.service.bulk_unsupported.add("msdyn_project")
+    dv.batch_size = 7
+    writes = [Upsert({"msdyn_projectnumber": f"N-{i}", "_msdyn_company_value": uspm}, {"msdyn_subject": f"N{i}"})
+              for i in range(30)]
+    results = await dv.write_batch(PROJECTS, writes[:21])  # 3 chunks, all in flight at once (ceiling 8)
+    assert all(r.ok for r in results) and emu.count(PROJECTS) == 21
+    assert posts(emu) == {"400": 3, "200": 3}  # each refused chunk re-sent as $batch
+    assert dv.no_bulk_messages == {PROJECTS}
+    results = await dv.write_batch(PROJECTS, writes[21:])
+    assert all(r.ok for r in results) and emu.count(PROJECTS) == 30
+    assert posts(emu) == {"400": 3, "200": 5}  # learned: straight to $batch
+
+
+async def test_batch_mode_setting_sends_batch(dataverse_server, emu, pooled_clients):
+    dv = DataverseConnector.from_settings(settings_for(dataverse_url=dataverse_server.url, dataverse_bulk_write="batch"))
+    uspm = await dv.resolve_id(*company("USPM"))
+    writes = [Upsert({"msdyn_projectnumber": f"S-{i}", "_msdyn_company_value": uspm}, {"msdyn_subject": "s"})
+              for i in range(60)]
+    assert all(r.ok for r in await dv.write_batch(PROJECTS, writes))
+    assert posts(emu) == {"200": 2} and emu.count(PROJECTS) == 60
+
+
 async def test_token_refreshed_once_on_401(dataverse_server, emu, pooled_clients):
     class Rotating:
         def __init__(self):
@@ -275,13 +327,15 @@ async def test_foreign_next_link_refused(recorded, pooled_clients, connector_log
     assert "attacker.example" in connector_logs.text
 
 
-async def test_throttling_honoured_no_request_during_cooldown(recorded, pooled_clients):
+@pytest.mark.parametrize(("mode", "ok_status"), [("batch", 200), ("upsert_multiple", 204)])
+async def test_throttling_honoured_no_request_during_cooldown(recorded, pooled_clients, mode, ok_status):
     from sandbox import dataverse
 
     srv, log = recorded(dataverse.create_app(token="t"))
     emu = srv.app.state.emulator
     uspm = emu.load_rows(COMPANIES, [{"cdm_companycode": "USPM"}])[0]
-    dv = DataverseConnector.from_settings(settings_for(dataverse_url=srv.url, batch_size=2))
+    dv = DataverseConnector.from_settings(settings_for(dataverse_url=srv.url, batch_size=2,
+                                                       dataverse_bulk_write=mode))
     emu.set_throttle(4, 1.0)
     emu.set_faults("latency=300")
     writes = [Upsert({"msdyn_projectnumber": f"T-{i}", "_msdyn_company_value": uspm}, {"msdyn_subject": "t"})
@@ -290,7 +344,7 @@ async def test_throttling_honoured_no_request_during_cooldown(recorded, pooled_c
     results = await dv.write_batch(PROJECTS, writes)
     assert all(r.ok for r in results) and emu.count(PROJECTS) == 20
     statuses = [s for _, _, s, _ in log.entries]
-    assert statuses.count(200) == 10 and 429 in statuses
+    assert statuses.count(ok_status) == 10 and 429 in statuses
     assert time.monotonic() - started >= 2.0
     assert log.sent_during_cooldown() == []
     assert emu.stats()["throttled"] == statuses.count(429)

@@ -7,6 +7,7 @@ from shared.connectors.errors import (
     Conflict,
     ConnectorError,
     DeltaTokenExpired,
+    MessageUnsupported,
     NotFound,
     Precondition,
     Service,
@@ -39,6 +40,8 @@ def err(code="", message="m"):
         (DV, 500, err("0x80040333"), Conflict),  # duplicate detection reported as 500
         (DV, 400, err("0x80044331"), Validation),
         (DV, 400, err("0x80044352"), DeltaTokenExpired),
+        (DV, 400, err("0x80040800"), MessageUnsupported),  # a table without the bulk messages
+        (DV, 500, err("0x80040800"), MessageUnsupported),  # its HTTP status isn't documented
         (DV, 401, err(), Auth),
         (DV, 403, err(), Auth),
         (FO, 400, {"error": {"code": "", "message": "An error has occurred.", "innererror": {

@@ -151,7 +151,7 @@ async def test_batch_part_throttled_is_resent_alone():
 
     dv = DataverseConnector(client(handler), batch_size=10)
     writes = [Upsert(f"00000000-0000-0000-0000-00000000000{i}", {"name": str(i)}) for i in range(3)]
-    results = await dv.write_batch("accounts", writes)
+    results = await dv.write_batch("accounts", writes, mode="batch")
     assert all(r.ok for r in results) and sent == [3, 1]
 
 

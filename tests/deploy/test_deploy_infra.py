@@ -141,7 +141,8 @@ def test_no_literal_secret_anywhere_in_infra():
 def test_engine_tuning_defaults_are_the_settings_defaults():
     declared = params(MAIN)
     tuned = {"httpTimeoutSeconds": "http_timeout_seconds", "retryBudgetSeconds": "retry_budget_seconds",
-             "maxConcurrency": "max_concurrency", "batchSize": "batch_size", "maxBodyBytes": "max_body_bytes",
+             "maxConcurrency": "max_concurrency", "batchSize": "batch_size",
+             "dataverseBulkWrite": "dataverse_bulk_write", "maxBodyBytes": "max_body_bytes",
              "pullSchedule": "pull_schedule", "pageSize": "page_size",
              "initialSyncConcurrency": "initial_sync_concurrency", "initialSyncRangeRows": "initial_sync_range_rows",
              "stateTablePrefix": "state_table_prefix",

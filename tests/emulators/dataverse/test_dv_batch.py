@@ -113,3 +113,17 @@ def test_upsert_multiple_is_atomic(client: httpx.Client, emu: DataverseEmulator)
     r = client.post("cdm_companies/Microsoft.Dynamics.CRM.CreateMultiple",
                     json={"Targets": [{"@odata.type": t, "cdm_companycode": "CM1"}]})
     assert r.status_code == 200 and len(r.json()["Ids"]) == 1
+
+
+def test_table_without_bulk_messages_refuses_them(client: httpx.Client, emu: DataverseEmulator) -> None:
+    emu.service.bulk_unsupported.add("cdm_company")
+    try:
+        t = "Microsoft.Dynamics.CRM.cdm_company"
+        for action in ("UpsertMultiple", "CreateMultiple"):
+            r = client.post(f"cdm_companies/Microsoft.Dynamics.CRM.{action}",
+                            json={"Targets": [{"@odata.type": t, "cdm_companycode": "NB1", "cdm_name": "n"}]})
+            assert_error(r, 400, "0x80040800")
+            assert f"The '{action}' method does not support entities of type 'cdm_company'" in r.json()["error"]["message"]
+        assert emu.count("cdm_companies") == 0
+    finally:
+        emu.service.bulk_unsupported.clear()
