@@ -13,7 +13,13 @@ the emulators' schemas define those tables), in one run:
 - Throttled: the emulator admits ``R`` requests per ``W`` seconds; the connector writes through it.
   ``throttle_efficiency`` = achieved rows/s / allowed rows/s, where allowed is the most the sliding
   window admits in the elapsed time T: R * (floor(T/W) + 1) * batch size / T; ``failed_rows``.
-- A batch-size sweep on Dataverse (``dataverse_rows_per_s_batch_<n>``) that chose the default.
+- A batch-size sweep on both services (``<service>[_<mode>]_rows_per_s_batch_<n>``, Dataverse in
+  both bulk-write modes) that chose the defaults of ``DUALSYNC_BATCH_SIZE`` and
+  ``DUALSYNC_DATAVERSE_BULK_WRITE``.
+
+The connector runs with the settings' defaults (batch size, Dataverse bulk-write mode), so the
+figures are what a deployment gets; the raw floor sends the same kind of request (``UpsertMultiple``
+bodies or ``$batch`` bodies, as the connector's mode) with the same rows per request.
 
 Each emulator runs in its own process (``python -m cli emulator``), as the services run on other
 machines: in one process the emulators' per-row work and the client shared one GIL, so every figure
@@ -36,15 +42,20 @@ from typing import Any
 import httpx
 
 from bench.emulator import emulator_process
-from shared.connectors import DataverseConnector, FinanceConnector, Upsert, WriteResult
+from shared.connectors import DataverseConnector, FinanceConnector, Upsert, WriteResult, jsoncodec
 from shared.connectors import batch as odata_batch
 from shared.connectors.http import registry
-from shared.settings import load_settings
+from shared.settings import Settings, load_settings
 
 TOKEN = "bench-token"
 CONCURRENCY = 8
-BATCH_SIZE = 100
+BATCH_SIZE: int = Settings.model_fields["batch_size"].default  # what a deployment gets
+BULK_WRITE: str = Settings.model_fields["dataverse_bulk_write"].default.value
 DV_SET, FO_SET = "msdyn_actuals", "ProjCDSActualsImports"
+DV_TYPE = "Microsoft.Dynamics.CRM.msdyn_actual"
+
+# One pre-built request of the raw floor: (url, content type, body).
+Request = tuple[str, str, bytes]
 
 
 # --- rows -------------------------------------------------------------------------------------------
@@ -147,28 +158,42 @@ def failures(results: list[WriteResult]) -> int:
     return sum(1 for r in results if not r.ok)
 
 
-async def raw_floor(url: str, bodies: list[tuple[str, bytes]]) -> float:
-    """Fire pre-built $batch bodies with CONCURRENCY in flight through a bare client; seconds taken."""
+async def raw_floor(requests: list[Request]) -> float:
+    """Fire pre-built requests with CONCURRENCY in flight through a bare client; seconds taken."""
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(limits=limits, timeout=120) as client:
-        queue = list(reversed(bodies))
+        queue = list(reversed(requests))
         headers = {"Authorization": f"Bearer {TOKEN}", "Prefer": "odata.continue-on-error",
                    "Accept": "application/json", "OData-Version": "4.0", "OData-MaxVersion": "4.0"}
 
         async def worker() -> None:
             while queue:
-                ctype, body = queue.pop()
+                url, ctype, body = queue.pop()
                 r = await client.post(url, content=body, headers={**headers, "Content-Type": ctype})
-                if r.status_code != 200:
-                    raise RuntimeError(f"raw floor batch answered {r.status_code}")
+                if r.status_code not in (200, 204):
+                    raise RuntimeError(f"raw floor request answered {r.status_code}")
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
         return time.perf_counter() - started
 
 
-def batches(parts: list[odata_batch.Part]) -> list[tuple[str, bytes]]:
-    return [odata_batch.build([parts[i:i + BATCH_SIZE]], atomic=False) for i in range(0, len(parts), BATCH_SIZE)]
+def batches(url: str, parts: list[odata_batch.Part], size: int = BATCH_SIZE) -> list[Request]:
+    return [(url, *odata_batch.build([parts[i:i + size]], atomic=False)) for i in range(0, len(parts), size)]
+
+
+def upsert_multiples(url: str, targets: list[dict[str, Any]], size: int = BATCH_SIZE) -> list[Request]:
+    return [(url, "application/json", jsoncodec.dumps({"Targets": targets[i:i + size]}))
+            for i in range(0, len(targets), size)]
+
+
+def dv_floor_requests(root: str, project: str, rows: int, mode: str) -> list[Request]:
+    """The requests the connector would send for these rows, built before the clock starts."""
+    actuals = [dv_actual(i, project) for i in range(rows)]
+    if mode == "upsert_multiple":
+        return upsert_multiples(f"{root}{DV_SET}/Microsoft.Dynamics.CRM.UpsertMultiple", [
+            {"@odata.type": DV_TYPE, "@odata.id": f"{DV_SET}({rid})", **body} for rid, body in actuals])
+    return batches(f"{root}$batch", [odata_batch.Part("PATCH", f"{root}{DV_SET}({rid})", body) for rid, body in actuals])
 
 
 REPS = 3
@@ -189,10 +214,7 @@ async def dv_rates(emu: Emulator, dv: DataverseConnector, rows: int, sample: int
 
     async def raw() -> float:
         project = prepare_dataverse(emu)
-        parts = [odata_batch.Part("PATCH", f"{root}{DV_SET}({rid})", body)
-                 for rid, body in (dv_actual(i, project) for i in range(rows))]
-        bodies = batches(parts)  # built before the clock starts
-        seconds = await raw_floor(f"{root}$batch", bodies)
+        seconds = await raw_floor(dv_floor_requests(root, project, rows, dv.bulk_write))
         assert emu.count(DV_SET) == rows, "raw floor rows missing"
         return rows / seconds
 
@@ -226,7 +248,7 @@ async def fo_rates(emu: Emulator, fo: FinanceConnector, rows: int, sample: int, 
     async def raw() -> float:
         prepare_finance(emu)
         parts = [odata_batch.Part("POST", f"{root}{FO_SET}", {**b, **k}) for k, b in (fo_actual(i) for i in range(rows))]
-        seconds = await raw_floor(f"{root}$batch", batches(parts))
+        seconds = await raw_floor(batches(f"{root}$batch", parts))
         assert emu.count(FO_SET) == rows, "raw floor rows missing"
         return rows / seconds
 
@@ -277,22 +299,43 @@ async def side_by_side(name: str, rates: Callable[[int], Any], reps: int) -> tup
     return figures, ratios
 
 
-async def sweep_batch_size(emu: Emulator, dv: DataverseConnector, sizes: list[int], rows: int, reps: int) -> dict[str, Any]:
-    """Dataverse connector rows/s per batch size, sizes interleaved within each repetition."""
+async def sweep_batch_size(
+    name: str, sizes: list[int], reps: int, write: Callable[[int], Any], connector: Any
+) -> dict[str, Any]:
+    """Connector rows/s per batch size, sizes interleaved within each repetition; ``write(size)``
+    prepares the emulator off the clock and returns (rows, coroutine writing them)."""
     seen: dict[int, list[float]] = {n: [] for n in sizes}
     for rep in range(reps):
         for size in sizes if rep % 2 == 0 else list(reversed(sizes)):
-            project = prepare_dataverse(emu)
-            dv.batch_size = size
-            ws = [Upsert(*dv_actual(i, project)) for i in range(rows)]
-            _, seconds = await timed(dv.write_batch(DV_SET, ws))
+            connector.batch_size = size
+            rows, coro = write(size)
+            _, seconds = await timed(coro)
             seen[size].append(rows / seconds)
-    dv.batch_size = BATCH_SIZE
+    connector.batch_size = BATCH_SIZE
     out: dict[str, Any] = {}
     for size, values in seen.items():
         s = spread(values)
-        out[f"dataverse_rows_per_s_batch_{size}"] = s["median"]
-        out[f"dataverse_rows_per_s_batch_{size}_spread"] = s["spread"]
+        out[f"{name}_rows_per_s_batch_{size}"] = s["median"]
+        out[f"{name}_rows_per_s_batch_{size}_spread"] = s["spread"]
+    return out
+
+
+async def sweeps(dv_emu: Emulator, fo_emu: Emulator, dv: DataverseConnector, fo: FinanceConnector,
+                 sizes: list[int], rows: int, reps: int) -> dict[str, Any]:
+    """The batch-size sweep behind the defaults: Dataverse in both bulk-write modes, Finance."""
+    out: dict[str, Any] = {}
+    for mode in ("upsert_multiple", "batch"):
+        def dv_write(size: int, mode: Any = mode) -> tuple[int, Any]:
+            project = prepare_dataverse(dv_emu)
+            ws = [Upsert(*dv_actual(i, project)) for i in range(rows)]
+            return rows, dv.write_batch(DV_SET, ws, mode=mode)
+        out.update(await sweep_batch_size(f"dataverse_{mode}", sizes, reps, dv_write, dv))
+
+    def fo_write(size: int) -> tuple[int, Any]:
+        prepare_finance(fo_emu)
+        return rows, fo.write_batch(FO_SET, [Upsert(k, b) for k, b in (fo_actual(i) for i in range(rows))],
+                                    expect="new")
+    out.update(await sweep_batch_size("finance", sizes, reps, fo_write, fo))
     return out
 
 
@@ -318,20 +361,21 @@ async def throttled(emu: Emulator, name: str, write: Callable[[], Any], n: int) 
 
 async def _run(quick: bool) -> dict[str, Any]:
     rows = 5_000 if quick else 100_000
-    sample = 100 if quick else 500
+    sample = 100 if quick else 2_000  # sequential; a small sample was the noisiest figure
     # the throttled runs write as many rows as the others: a short run is mostly its learning burst
     throttled_rows = 6_000 if quick else rows
-    sweep = [25, 50, 100, 200, 500, 1000]
-    sweep_rows = 2_000 if quick else 10_000
+    sweep = [50, 100, 200, 500, 1000]
+    sweep_rows = 2_000 if quick else 20_000
     logging.getLogger("stamina").setLevel(logging.ERROR)  # expected 429 retries in the throttled runs
     with emulator("dataverse", "api/data/v9.2/") as dv_emu, emulator("finance", "data/") as fo_emu:
         figures: dict[str, Any] = {
             "rows_per_emulator": rows, "naive_sample_rows": sample, "naive_extrapolated": True, "repetitions": REPS,
-            "concurrency": CONCURRENCY, "batch_size": BATCH_SIZE, "throttle_requests_per_window": THROTTLE_REQUESTS,
+            "concurrency": CONCURRENCY, "batch_size": BATCH_SIZE, "dataverse_bulk_write": BULK_WRITE,
+            "throttle_requests_per_window": THROTTLE_REQUESTS,
             "throttle_window_seconds": THROTTLE_WINDOW, "throttled_rows": throttled_rows,
             "emulators": "own processes"}
         settings = load_settings(dataverse_url=dv_emu.url, finance_url=fo_emu.url, auth_mode="static_token",
-                                 static_token=TOKEN, max_concurrency=CONCURRENCY, batch_size=BATCH_SIZE)
+                                 static_token=TOKEN, max_concurrency=CONCURRENCY)
         dv = DataverseConnector.from_settings(settings)
         fo = FinanceConnector.from_settings(settings)
         ratios: dict[str, float] = {}
@@ -340,7 +384,7 @@ async def _run(quick: bool) -> dict[str, Any]:
             f, r = await side_by_side(name, rates, REPS)
             figures.update(f)
             ratios.update(r)
-        figures.update(await sweep_batch_size(dv_emu, dv, sweep, sweep_rows, REPS))
+        figures.update(await sweeps(dv_emu, fo_emu, dv, fo, sweep, sweep_rows, REPS))
         project = prepare_dataverse(dv_emu)
         dv_writes = [Upsert(*dv_actual(i, project)) for i in range(throttled_rows)]
         # A fresh connector each: the throttled runs start knowing nothing of the window.

@@ -16,8 +16,10 @@ the same snapshot, so the engine, the floor and the naive writer meet the same s
 Figures per direction: ``*_rows_per_s`` (read, map, bulk lookups, batched concurrent writes, ledger,
 checkpoints); ``*_naive_rows_per_s`` (the live handler, one read and one upsert per row, sequential,
 on a sample); ``*_raw_floor_rows_per_s`` (a bare ``httpx`` client reads the same pages, from the
-engine's own first URL with its ``$select`` and ``$expand``, and posts pre-built ``$batch`` bodies
-of the already-mapped rows with the same concurrency: no mapping, ledger or bookkeeping). Engine
+engine's own first URL with its ``$select`` and ``$expand``, and posts the already-mapped rows in
+pre-built requests of the kind the engine sends (``$batch`` into Finance; into Dataverse
+``UpsertMultiple``, or ``$batch`` when ``DUALSYNC_DATAVERSE_BULK_WRITE`` says so) with the same
+concurrency: no mapping, ledger or bookkeeping). Engine
 and floor are alternated ``ROUNDS`` times per direction and the best of each is reported; the
 1-minute load average at start and end says how noisy the machine was. ``rss_mb_<n>``: peak
 resident memory of a ``dualsync initial-sync`` subprocess syncing ``n`` workers (its own
@@ -53,6 +55,7 @@ from shared.bulk.source import first_url
 from shared.catalog import load_catalog
 from shared.catalog.models import Side
 from shared.connectors import batch as odata_batch
+from shared.connectors import jsoncodec
 from shared.connectors.http import registry
 from shared.mapping import compile_catalog
 from shared.settings import DEFAULT_MAPS_DIR, Settings, load_settings
@@ -64,6 +67,7 @@ TOKEN = "bench-token"
 ROOT = Path(__file__).resolve().parents[1]
 COMPILED = compile_catalog(load_catalog(DEFAULT_MAPS_DIR))
 BATCH, CONCURRENCY, PAGE = 100, 4, 5000
+DV_BULK_WRITE: str = Settings.model_fields["dataverse_bulk_write"].default.value
 ACTUALS = "actuals"
 DEMO_ROWS, DEMO_SEED = 600, 3  # the demo world the actuals point into
 SERVICES = ("dataverse", "finance")
@@ -240,12 +244,23 @@ async def raw_floor(source: Side, urls: Served, name: str, mapped: list[dict[str
                 rows += body["value"]
                 url = body.get("@odata.nextLink")
         mapped = [cm.to_side(source.other)(r) for r in rows]
+    # The kind of request the engine sends: $batch POSTs into Finance; into Dataverse what the
+    # DUALSYNC_DATAVERSE_BULK_WRITE default says (UpsertMultiple bodies, or $batch PATCHes).
+    bodies: list[tuple[str, str, bytes]] = []
     if source is Side.DATAVERSE:
         parts = [odata_batch.Part("POST", f"{dst_root}{cm.map.finance.entity_set}", m) for m in mapped]
     else:
-        parts = [odata_batch.Part("PATCH", f"{dst_root}{cm.map.dataverse.entity_set}(cdm_workernumber='{m['cdm_workernumber']}')",
+        dv = cm.map.dataverse
+        if DV_BULK_WRITE == "upsert_multiple":
+            targets = [{"@odata.type": f"Microsoft.Dynamics.CRM.{dv.table}",
+                        "@odata.id": f"{dv.entity_set}(cdm_workernumber='{m['cdm_workernumber']}')", **m} for m in mapped]
+            bodies = [(f"{dst_root}{dv.entity_set}/Microsoft.Dynamics.CRM.UpsertMultiple", "application/json",
+                       jsoncodec.dumps({"Targets": targets[i:i + BATCH]})) for i in range(0, len(targets), BATCH)]
+        parts = [odata_batch.Part("PATCH", f"{dst_root}{dv.entity_set}(cdm_workernumber='{m['cdm_workernumber']}')",
                                   m) for m in mapped]
-    bodies = [odata_batch.build([parts[i:i + BATCH]], atomic=False) for i in range(0, len(parts), BATCH)]
+    if not bodies:
+        bodies = [(dst_root + "$batch", *odata_batch.build([parts[i:i + BATCH]], atomic=False))
+                  for i in range(0, len(parts), BATCH)]
     limits = httpx.Limits(max_connections=CONCURRENCY + 1)
     async with httpx.AsyncClient(timeout=120, limits=limits) as c:
         started = time.perf_counter()
@@ -257,11 +272,13 @@ async def raw_floor(source: Side, urls: Served, name: str, mapped: list[dict[str
 
         async def worker() -> None:
             while queue:
-                ctype, payload = queue.pop()
-                r = await c.post(dst_root + "$batch", content=payload,
+                target, ctype, payload = queue.pop()
+                r = await c.post(target, content=payload,
                                  headers={**headers, "Content-Type": ctype, "Prefer": "odata.continue-on-error"})
+                if r.status_code == 204:  # UpsertMultiple: all or nothing, so every row landed
+                    continue
                 if r.status_code != 200:
-                    raise RuntimeError(f"raw floor batch answered {r.status_code}")
+                    raise RuntimeError(f"raw floor request answered {r.status_code}")
                 if b" 201 " not in r.content and b" 204 " not in r.content:
                     raise RuntimeError("raw floor batch wrote nothing")
 

@@ -113,7 +113,8 @@ class DataverseWriter:
         return Upsert(address, body, lookups)
 
     async def send(self, cm: CompiledMap, writes: Sequence[Upsert]) -> list[WriteResult]:
-        return await self.ctx.dataverse.write_batch(cm.map.dataverse.entity_set, writes)
+        table = cm.map.dataverse
+        return await self.ctx.dataverse.write_batch(table.entity_set, writes, logical_name=table.table)
 
 
 class FinanceWriter:
