@@ -44,6 +44,7 @@ import httpx
 from bench.emulator import emulator_process
 from shared.connectors import DataverseConnector, FinanceConnector, Upsert, WriteResult, jsoncodec
 from shared.connectors import batch as odata_batch
+from shared.connectors.finance import NO_ECHO
 from shared.connectors.http import registry
 from shared.settings import Settings, load_settings
 
@@ -247,7 +248,8 @@ async def fo_rates(emu: Emulator, fo: FinanceConnector, rows: int, sample: int, 
 
     async def raw() -> float:
         prepare_finance(emu)
-        parts = [odata_batch.Part("POST", f"{root}{FO_SET}", {**b, **k}) for k, b in (fo_actual(i) for i in range(rows))]
+        parts = [odata_batch.Part("POST", f"{root}{FO_SET}", {**b, **k}, NO_ECHO)
+                 for k, b in (fo_actual(i) for i in range(rows))]
         seconds = await raw_floor(batches(f"{root}$batch", parts))
         assert emu.count(FO_SET) == rows, "raw floor rows missing"
         return rows / seconds
@@ -269,7 +271,7 @@ async def fo_rates(emu: Emulator, fo: FinanceConnector, rows: int, sample: int, 
         ws = writes(sample)
         started = time.perf_counter()
         for w in ws:
-            await fo.http.request("POST", FO_SET, json_body={**w.row, **w.key})  # type: ignore[dict-item]
+            await fo.http.request("POST", FO_SET, json_body={**w.row, **w.key}, headers=NO_ECHO)  # type: ignore[dict-item]
         return sample / (time.perf_counter() - started)
 
     return await _in_order(order, raw, connector, naive) | {"failed": failed}

@@ -56,6 +56,7 @@ from shared.catalog import load_catalog
 from shared.catalog.models import Side
 from shared.connectors import batch as odata_batch
 from shared.connectors import jsoncodec
+from shared.connectors.finance import NO_ECHO
 from shared.connectors.http import registry
 from shared.mapping import compile_catalog
 from shared.settings import DEFAULT_MAPS_DIR, Settings, load_settings
@@ -248,7 +249,7 @@ async def raw_floor(source: Side, urls: Served, name: str, mapped: list[dict[str
     # DUALSYNC_DATAVERSE_BULK_WRITE default says (UpsertMultiple bodies, or $batch PATCHes).
     bodies: list[tuple[str, str, bytes]] = []
     if source is Side.DATAVERSE:
-        parts = [odata_batch.Part("POST", f"{dst_root}{cm.map.finance.entity_set}", m) for m in mapped]
+        parts = [odata_batch.Part("POST", f"{dst_root}{cm.map.finance.entity_set}", m, NO_ECHO) for m in mapped]
     else:
         dv = cm.map.dataverse
         if DV_BULK_WRITE == "upsert_multiple":

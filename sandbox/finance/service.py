@@ -50,6 +50,10 @@ class Change:
     control_number: int
 
 
+def _prefers_minimal(prefer: str | None) -> bool:
+    return prefer is not None and any(p.strip().lower() == "return=minimal" for p in prefer.split(","))
+
+
 @dataclass
 class ODataRequest:
     method: str
@@ -307,14 +311,20 @@ class FinanceService:
                 stored = self.store.insert(ent, row)
             except DuplicateKey:
                 raise self._duplicate(ent, row) from None
-        # the created row echoed, as _render shapes it (context, etag, every field), built in one dict
-        payload: dict[str, Any] = {"@odata.context": f"{self.root_url}/$metadata#{ent.entity_set}/$entity",
-                                   "@odata.etag": etag(stored["_rv"])}
-        for name in ent.fields:
-            payload[name] = stored.get(name)
-        resp = ODataResponse(201, fastjson.dumps_row(payload), {
-            "Content-Type": JSON_TYPE, "OData-Version": "4.0", "ETag": etag(stored["_rv"]),
-            "Location": f"{self.root_url}/{self.entity_path(ent, stored)}"})
+        tag = etag(stored["_rv"])
+        location = f"{self.root_url}/{self.entity_path(ent, stored)}"
+        if _prefers_minimal(req.headers.get("prefer")):
+            # OData v4 (Prefer: return=minimal): 204, the new row's address in OData-EntityId
+            resp = ODataResponse(204, b"", {"OData-Version": "4.0", "ETag": tag, "Location": location,
+                                            "OData-EntityId": location, "Preference-Applied": "return=minimal"})
+        else:
+            # the created row echoed, as _render shapes it (context, etag, every field), built in one dict
+            payload: dict[str, Any] = {"@odata.context": f"{self.root_url}/$metadata#{ent.entity_set}/$entity",
+                                       "@odata.etag": tag}
+            for name in ent.fields:
+                payload[name] = stored.get(name)
+            resp = ODataResponse(201, fastjson.dumps_row(payload), {
+                "Content-Type": JSON_TYPE, "OData-Version": "4.0", "ETag": tag, "Location": location})
         resp.changes.append(Change(ent, "Create", self._keys_of(ent, stored), stored["_rv"]))
         return resp
 

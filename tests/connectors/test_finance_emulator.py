@@ -132,6 +132,15 @@ async def test_batch_with_a_failing_part(fo, emu):
     assert {r["ActualId"] for r in emu.rows(ACTUALS)} == {"ACT-000001", "ACT-000002"}
 
 
+async def test_creates_ask_for_no_echo(fo, emu):
+    # The connector never reads a created row back, so its POSTs ask Finance not to send it.
+    assert await fo.upsert(ACTUALS, key(1), body(actual(1))) == "created"
+    results = await fo.write_batch(ACTUALS, [Upsert(key(n), body(actual(n))) for n in (2, 3)], expect="new")
+    assert [(r.ok, r.status) for r in results] == [(True, 204), (True, 204)]
+    assert emu.stats()["requests"]["POST"] == {"204": 1, "200": 1}  # the single create, then one $batch
+    assert emu.count(ACTUALS) == 3
+
+
 async def test_throttling_honoured_no_request_during_cooldown(recorded, pooled_clients):
     from sandbox import finance
 

@@ -41,6 +41,21 @@ def test_create_returns_201_with_entity_and_etag(client: httpx.Client, emulator:
     assert emulator.count("ProjCDSProjects") == 3
 
 
+def test_create_with_return_minimal_answers_204_with_where_the_row_is(
+        client: httpx.Client, emulator: FinanceEmulator) -> None:
+    seed_basics(emulator)
+    r = client.post("/ProjCDSProjects", headers={"Prefer": "odata.continue-on-error, return=minimal"},
+                    json={"ProjectID": "P-3", "ProjectName": "Delta", "ProjectType": "Time"})
+    assert r.status_code == 204 and r.content == b"", r.text
+    assert r.headers["Preference-Applied"] == "return=minimal"
+    assert r.headers["Location"].endswith("/data/ProjCDSProjects(dataAreaId='usmf',ProjectID='P-3')")
+    assert r.headers["OData-EntityId"] == r.headers["Location"] and r.headers["ETag"].startswith('W/"')
+    assert emulator.count("ProjCDSProjects") == 3
+    refused = client.post("/ProjCDSProjects", headers={"Prefer": "return=minimal"},
+                          json={"ProjectID": "P-3", "ProjectName": "Delta", "ProjectType": "Time"})
+    assert refused.status_code >= 400 and "already exists" in refused.text  # errors keep their body
+
+
 def test_duplicate_key_is_the_record_already_exists_error(client: httpx.Client, emulator: FinanceEmulator) -> None:
     seed_basics(emulator)
     r = client.post("/ProjCDSProjects", json={"ProjectID": "p-1", "ProjectName": "Again",
