@@ -83,7 +83,10 @@ param serviceBusSku string = 'Standard'
 param httpTimeoutSeconds int = 30
 param retryBudgetSeconds int = 120
 param maxConcurrency int = 16
-param batchSize int = 100
+@description('Rows per $batch / UpsertMultiple request.')
+@minValue(1)
+@maxValue(1000)
+param batchSize int = 200
 @description('Batched Dataverse upserts: upsert_multiple (UpsertMultiple per chunk, $batch where it cannot serve) or batch.')
 @allowed([
   'upsert_multiple'

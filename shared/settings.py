@@ -81,7 +81,10 @@ class Settings(BaseSettings):
         120.0, gt=0, le=3600, description="total time one call may spend retrying"
     )
     max_concurrency: int = Field(16, ge=1, le=256, description="ceiling of requests in flight per service")
-    batch_size: int = Field(100, ge=1, le=1000, description="rows per $batch / UpsertMultiple request")
+    batch_size: int = Field(
+        200, ge=1, le=1000,
+        description="rows per $batch / UpsertMultiple request (200: the best of both services in the bench's sweep, docs/connectors.md)",
+    )
     dataverse_bulk_write: DataverseBulkWrite = Field(
         DataverseBulkWrite.UPSERT_MULTIPLE,
         description="how batched Dataverse upserts are sent: upsert_multiple (UpsertMultiple per chunk; a "
