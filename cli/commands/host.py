@@ -48,7 +48,18 @@ def _import_app() -> Any:
     return function_app.app
 
 
-async def _run(port: int, keys: Path, broker: Path | None, timers: bool, sessions: int) -> None:
+async def _stop_when_orphaned(parent_pid: int, stop: asyncio.Event, every: float = 0.5) -> None:
+    # A parent that dies (even SIGKILLed) leaves us reparented: stop instead of serving forever.
+    while not stop.is_set():
+        if os.getppid() != parent_pid:
+            _say(f"parent process {parent_pid} is gone: stopping")
+            stop.set()
+            return
+        await asyncio.sleep(every)
+
+
+async def _run(port: int, keys: Path, broker: Path | None, timers: bool, sessions: int,
+               parent_pid: int | None = None) -> None:
     from sandbox.host import DevHost
 
     host = DevHost(_import_app(), port=port, keys_path=keys, broker_path=broker, timers=timers,
@@ -58,6 +69,7 @@ async def _run(port: int, keys: Path, broker: Path | None, timers: bool, session
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    watch = asyncio.create_task(_stop_when_orphaned(parent_pid, stop)) if parent_pid is not None else None
     try:
         _say(f"dev host at {host.url} (Ctrl-C to stop)")
         _say(f"keys: in {keys} (masterKey, functionKeys); send x-functions-key or ?code=")
@@ -70,6 +82,8 @@ async def _run(port: int, keys: Path, broker: Path | None, timers: bool, session
         await stop.wait()
         _say("stopping: letting running functions finish")
     finally:
+        if watch is not None:
+            watch.cancel()
         await host.stop()
     _say("stopped")
 
@@ -86,6 +100,8 @@ def register(app: typer.Typer) -> None:
         sessions: int = typer.Option(8, "--sessions", min=1, max=256,
                                      help="Service Bus sessions handled at once"),
         verbose: bool = typer.Option(False, "--verbose", "-v", help="log every invocation"),
+        parent_pid: int | None = typer.Option(
+            None, "--parent-pid", help="stop when this process (the one that started the host) is gone"),
     ) -> None:
         """Run function_app.app locally, as Core Tools would: HTTP triggers with function and admin keys,
         Service Bus triggers fed from the embedded broker (sessions, auto-complete, max deliveries),
@@ -97,7 +113,7 @@ def register(app: typer.Typer) -> None:
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         _load_local_settings()
         try:
-            asyncio.run(_run(port, keys, broker, not no_timers, sessions))
+            asyncio.run(_run(port, keys, broker, not no_timers, sessions, parent_pid))
         except OSError as exc:  # e.g. the port is taken
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -71,7 +71,8 @@ class HostProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("DUALSYNC_")}
         env.update(self.settings)
         cmd = [sys.executable, "-m", "cli.main", "host", "--port", str(self.port), "--keys", str(self.keys_path),
-               "--broker", str(self.broker_path), "--sessions", str(self.sessions)] + (["--verbose"] * self.verbose)
+               "--broker", str(self.broker_path), "--sessions", str(self.sessions),
+               "--parent-pid", str(os.getpid())] + (["--verbose"] * self.verbose)
         self.proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True, bufsize=1)
         self.starts += 1

@@ -8,6 +8,7 @@ writes the row to Finance.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import queue
@@ -19,6 +20,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 from tests.conftest import EMULATOR_TOKEN
 from tests.events.samples import context_body, webhook_headers
@@ -123,3 +125,40 @@ def test_webhook_to_finance_through_the_hosted_function_app(emulators, tmp_path)
     assert code == 0, output
     assert "stopped" in output and "sync_resource_roles" in output and str(keys_path) in output
     assert keys["masterKey"] not in output and function_key not in output
+
+
+def test_host_stops_when_the_process_that_started_it_dies(emulators, tmp_path):
+    # A chaos run or bench starts the host with --parent-pid; if that parent is killed (pytest killed,
+    # Ctrl-C twice), the host must not go on serving as an orphan.
+    dv, fo = emulators
+    env = {**os.environ, "DUALSYNC_DATAVERSE_URL": dv.url, "DUALSYNC_FINANCE_URL": fo.url,
+           "DUALSYNC_AUTH_MODE": "static_token", "DUALSYNC_STATIC_TOKEN": EMULATOR_TOKEN,
+           "DUALSYNC_TRANSPORT": "local", "DUALSYNC_STATE_BACKEND": "sqlite",
+           "DUALSYNC_BROKER_PATH": str(tmp_path / "broker.sqlite"),
+           "DUALSYNC_STATE_SQLITE_PATH": str(tmp_path / "state.sqlite"), "PYTHONUNBUFFERED": "1"}
+    log = tmp_path / "host.log"
+    parent_code = (
+        "import os, subprocess, sys\n"
+        f"out = open({str(log)!r}, 'w')\n"
+        "subprocess.Popen([sys.executable, '-m', 'cli', 'host', '--port', '0', '--no-timers', '--keys',\n"
+        f"                  {str(tmp_path / 'keys.json')!r}, '--parent-pid', str(os.getpid())],\n"
+        "                 stdout=out, stderr=subprocess.STDOUT)\n"
+        "sys.stdin.read()\n"  # live until killed
+    )
+    parent = subprocess.Popen([sys.executable, "-c", parent_code], cwd=ROOT, env=env, stdin=subprocess.PIPE)
+    hosts: list[psutil.Process] = []
+    try:
+        assert wait_for(lambda: "dev host at " in log.read_text() if log.exists() else False, 60), \
+            log.read_text() if log.exists() else "no host log"
+        hosts = psutil.Process(parent.pid).children()
+        assert len(hosts) == 1 and "is gone" not in log.read_text()  # alive while its parent is
+        parent.kill()
+        parent.wait(10)
+        assert wait_for(lambda: "\nstopped\n" in log.read_text(), 30), log.read_text()
+        assert f"parent process {parent.pid} is gone: stopping" in log.read_text()
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+        for host in hosts:  # never leave an orphan behind, even when the assertion failed
+            with contextlib.suppress(psutil.NoSuchProcess):
+                host.kill()
