@@ -352,9 +352,12 @@ class InitialSync:
                 continue
             items.append(Item(key, key_text, mapped, version, record_id))
         if skip_mirrored and items:
+            # one bulk ledger read per page, not a state-store round trip per row
+            mirror_keys = [ledger_key(item.key_text, source) for item in items]
+            mirrored = await state.get_ledgers(cm.name, mirror_keys)
             kept = []
-            for item in items:
-                entry = await state.get_ledger(cm.name, ledger_key(item.key_text, source))
+            for item, mirror_key in zip(items, mirror_keys, strict=True):
+                entry = mirrored.get(mirror_key)
                 if entry is not None and entry.source_side == target.value:
                     summary.skipped += 1
                 else:

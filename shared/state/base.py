@@ -35,6 +35,13 @@ class StateStore(Protocol):
     # --- ledger ---------------------------------------------------------------------------------
     async def get_ledger(self, map: str, key: str) -> LedgerEntry | None: ...
 
+    async def get_ledgers(self, map: str, keys: Sequence[str]) -> dict[str, LedgerEntry]:
+        """The entries of one map that exist among ``keys``, by key (an absent key is simply not in the
+        dict; a key given twice is read once), in as few round trips as the store allows: one call with
+        chunked ``IN`` queries in SQLite, partition queries of at most 14 keys each, a few at once, in
+        Table Storage. Each entry is what :meth:`get_ledger` would return for its key."""
+        ...
+
     async def put_ledger(
         self, entry: LedgerEntry, *, expected_etag: str | None = None, only_if_absent: bool = False
     ) -> LedgerEntry: ...

@@ -64,6 +64,9 @@ _ts = stamp_text
 _dt = parse_stamp
 
 
+_IN_CHUNK = 500  # keys per ``IN (...)`` of a bulk ledger read
+
+
 def _new_etag() -> str:
     return uuid.uuid4().hex
 
@@ -126,6 +129,26 @@ class SqliteStateStore(SqliteFile):
             return self._ledger(row) if row else None
 
         return await self._run(q)
+
+    async def get_ledgers(self, map: str, keys: Sequence[str]) -> dict[str, LedgerEntry]:
+        wanted = list(dict.fromkeys(keys))  # each key once
+        if not wanted:
+            return {}
+
+        def q(conn: sqlite3.Connection) -> dict[str, LedgerEntry]:
+            found: dict[str, LedgerEntry] = {}
+            # chunked so one statement stays under SQLite's bound-parameter limit (999 before 3.32)
+            for start in range(0, len(wanted), _IN_CHUNK):
+                chunk = wanted[start : start + _IN_CHUNK]
+                rows = conn.execute(
+                    f"SELECT * FROM ledger WHERE map=? AND key IN ({','.join('?' * len(chunk))})",
+                    (map, *chunk),
+                ).fetchall()
+                for row in rows:
+                    found[row["key"]] = self._ledger(row)
+            return found
+
+        return await self._run(q)  # one thread hop for the whole call
 
     async def put_ledger(
         self, entry: LedgerEntry, *, expected_etag: str | None = None, only_if_absent: bool = False

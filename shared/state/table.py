@@ -53,6 +53,8 @@ _MAP_STATE_PARTITION = "map"
 _CHECKPOINT_PARTITION = "checkpoint"
 _UPSERT_ATTEMPTS = 20
 _BATCH_SIZE = 100  # operations per entity group transaction
+_KEYS_PER_QUERY = 14  # row keys per bulk ledger read: with the partition's, the service's 15 comparisons
+_READ_CONCURRENCY = 8  # bulk ledger reads in flight at once
 
 Credential = AzureNamedKeyCredential | AzureSasCredential | AsyncTokenCredential
 
@@ -199,6 +201,33 @@ class TableStateStore:
             return self._ledger_entry(await self._ledger.get_entity(encode_key(map), encode_key(key)))
         except ResourceNotFoundError:
             return None
+
+    async def get_ledgers(self, map: str, keys: Sequence[str]) -> dict[str, LedgerEntry]:
+        # A filter holds at most 15 comparisons: the partition's and 14 row keys. Row keys are
+        # encoded as get_ledger encodes them; the values go in as parameters, which the SDK quotes
+        # (single quotes doubled). Found rows are returned under the key asked for, like get_ledger.
+        by_row_key: dict[str, list[str]] = {}
+        for key in dict.fromkeys(keys):
+            by_row_key.setdefault(encode_key(key), []).append(key)
+        row_keys = list(by_row_key)
+        found: dict[str, LedgerEntry] = {}
+        slots = asyncio.Semaphore(_READ_CONCURRENCY)
+
+        async def read(group: list[str]) -> None:
+            # the SDK substitutes parameters word by word: each @name stands alone between spaces
+            either = " or ".join(f"RowKey eq @k{i}" for i in range(len(group)))
+            parameters = {"pk": encode_key(map), **{f"k{i}": rk for i, rk in enumerate(group)}}
+            async with slots:
+                async for entity in self._ledger.query_entities(
+                    f"PartitionKey eq @pk and ( {either} )", parameters=parameters
+                ):
+                    entry = self._ledger_entry(entity)
+                    for key in by_row_key.get(entity["RowKey"], ()):
+                        found[key] = entry
+
+        groups = [row_keys[i : i + _KEYS_PER_QUERY] for i in range(0, len(row_keys), _KEYS_PER_QUERY)]
+        await asyncio.gather(*(read(group) for group in groups))
+        return found
 
     @staticmethod
     def _ledger_entity(entry: LedgerEntry) -> dict[str, Any]:
