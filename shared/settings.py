@@ -83,7 +83,8 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(16, ge=1, le=256, description="ceiling of requests in flight per service")
     batch_size: int = Field(
         200, ge=1, le=1000,
-        description="rows per $batch / UpsertMultiple request (200: the best of both services in the bench's sweep, docs/connectors.md)",
+        description="rows per $batch / UpsertMultiple request (200: chosen by the connectors bench's "
+                    "sweep, docs/connectors.md)",
     )
     dataverse_bulk_write: DataverseBulkWrite = Field(
         DataverseBulkWrite.UPSERT_MULTIPLE,
