@@ -235,19 +235,29 @@ class FinanceService:
         if not isinstance(data, dict):
             raise BadRequest("A resource was expected in the request body; found a non-object JSON value.")
         values: dict[str, Any] = {}
+        fields = ent.fields
         for name, value in data.items():
-            if name.startswith("@") or "@odata." in name:
-                continue
-            f = ent.fields.get(name)
+            f = fields.get(name)  # no field name holds "@", so annotations are never found here
             if f is None:
+                if name.startswith("@") or "@odata." in name:
+                    continue
                 raise BadRequest(f"The property '{name}' does not exist on type '{self.schema.namespace}."
                                  f"{ent.name}'. Make sure to only use property names that are defined by the type.")
             if f.system:
                 continue  # ModifiedDateTime is the service's
-            try:
-                values[name] = parse_body_value(self.schema, f, value)
-            except BodyValueError as exc:
-                raise BadRequest(str(exc)) from None
+            # The commonest values need no conversion: the answer parse_body_value would give, without
+            # its dispatch (this runs for every field written). Everything else, and every refusal, goes
+            # through it.
+            kind = type(value)
+            plain_text = kind is str and f.type == "String" and name != COMPANY_FIELD and (
+                f.length is None or len(value) <= f.length)
+            if plain_text or (kind is float and f.type == "Real"):
+                values[name] = value
+            else:
+                try:
+                    values[name] = parse_body_value(self.schema, f, value)
+                except BodyValueError as exc:
+                    raise BadRequest(str(exc)) from None
         return values
 
     def _fail(self, ent: Entity, infolog: list[str]) -> WriteFailed:

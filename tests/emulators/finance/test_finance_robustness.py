@@ -37,3 +37,42 @@ def test_random_requests_never_500(server: RunningServer, emulator: FinanceEmula
         if r.status_code >= 400:
             assert "error" in r.json() or "Message" in r.json()
         assert c.get("/data/Currencies").status_code == 200  # still serving
+
+
+def _parsed_or_refused(svc, ent, body):  # type: ignore[no-untyped-def]
+    from sandbox.finance.errors import BadRequest
+    from sandbox.finance.service import ODataRequest
+
+    try:
+        return svc._body(ent, ODataRequest("POST", ent.entity_set, {}, {}, httpx.Request(
+            "POST", "http://x", json=body).content))
+    except BadRequest as exc:
+        return ("refused", exc.body())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_body_fast_path_gives_parse_body_value_answers(emulator: FinanceEmulator, data: st.DataObject) -> None:
+    # _body skips parse_body_value for plain text and floats (it runs for every field written); the
+    # answers, refusals included, must be the same as going through it for every value.
+    from sandbox.finance.errors import BadRequest
+    from sandbox.finance.schema import BodyValueError, parse_body_value
+
+    svc = emulator.service
+    ent = svc.schema.entity("ProjCDSActualsImports")
+    assert ent is not None
+    names = [n for n, f in ent.fields.items() if not f.system]
+    chosen = data.draw(st.lists(st.sampled_from(names), unique=True, max_size=6))
+    body = {}
+    for name in chosen:
+        length = ent.fields[name].length
+        at_the_edge = (st.integers(max(0, length - 1), length + 1).map(lambda n: "ü" * n)
+                       if length is not None else st.nothing())
+        body[name] = data.draw(st.none() | st.booleans() | st.integers() | text | at_the_edge
+                               | st.floats(allow_nan=False, allow_infinity=False), label=name)
+    expected: object = {}
+    try:
+        expected = {k: parse_body_value(svc.schema, ent.fields[k], v) for k, v in body.items()}
+    except BodyValueError as exc:
+        expected = ("refused", BadRequest(str(exc)).body())
+    assert _parsed_or_refused(svc, ent, body) == expected
