@@ -315,7 +315,7 @@ class FinanceService:
         row = self._body(ent, req)
         if ent.company and not row.get(COMPANY_FIELD):
             row[COMPANY_FIELD] = self.options.default_company
-        with self.store.transaction():
+        with self.store.single_write():
             self.validate_row(ent, row)
             try:
                 stored = self.store.insert(ent, row)
@@ -363,7 +363,7 @@ class FinanceService:
                 raise WriteFailed(ent.aot_name, [f"Error: The key field '{k}' cannot be changed."],
                                   self.options.write_error_status)
             changes.pop(k, None)
-        with self.store.transaction():
+        with self.store.single_write():
             row = self._existing(ent, key, req)
             self._check_if_match(req, row)
             merged = {**row, **changes}
@@ -374,7 +374,7 @@ class FinanceService:
         return resp
 
     def _delete(self, ent: Entity, key: dict[str, Any], req: ODataRequest) -> ODataResponse:
-        with self.store.transaction():
+        with self.store.single_write():
             row = self._existing(ent, key, req)
             self._check_if_match(req, row)
             self.store.delete(ent, key)
