@@ -47,6 +47,7 @@ from typing import Any
 
 import httpx
 
+from bench.connectors import Request, batches, upsert_multiples
 from sandbox.dataverse import DataverseEmulator
 from sandbox.finance import FinanceEmulator
 from sandbox.httpserver import free_port
@@ -55,7 +56,6 @@ from shared.bulk.source import first_url
 from shared.catalog import load_catalog
 from shared.catalog.models import Side
 from shared.connectors import batch as odata_batch
-from shared.connectors import jsoncodec
 from shared.connectors.finance import NO_ECHO
 from shared.connectors.http import registry
 from shared.mapping import compile_catalog
@@ -247,21 +247,20 @@ async def raw_floor(source: Side, urls: Served, name: str, mapped: list[dict[str
         mapped = [cm.to_side(source.other)(r) for r in rows]
     # The kind of request the engine sends: $batch POSTs into Finance; into Dataverse what the
     # DUALSYNC_DATAVERSE_BULK_WRITE default says (UpsertMultiple bodies, or $batch PATCHes).
-    bodies: list[tuple[str, str, bytes]] = []
+    bodies: list[Request]
     if source is Side.DATAVERSE:
-        parts = [odata_batch.Part("POST", f"{dst_root}{cm.map.finance.entity_set}", m, NO_ECHO) for m in mapped]
+        bodies = batches(dst_root + "$batch", [
+            odata_batch.Part("POST", f"{dst_root}{cm.map.finance.entity_set}", m, NO_ECHO) for m in mapped], BATCH)
     else:
         dv = cm.map.dataverse
+        at = [f"{dv.entity_set}(cdm_workernumber='{m['cdm_workernumber']}')" for m in mapped]
         if DV_BULK_WRITE == "upsert_multiple":
-            targets = [{"@odata.type": f"Microsoft.Dynamics.CRM.{dv.table}",
-                        "@odata.id": f"{dv.entity_set}(cdm_workernumber='{m['cdm_workernumber']}')", **m} for m in mapped]
-            bodies = [(f"{dst_root}{dv.entity_set}/Microsoft.Dynamics.CRM.UpsertMultiple", "application/json",
-                       jsoncodec.dumps({"Targets": targets[i:i + BATCH]})) for i in range(0, len(targets), BATCH)]
-        parts = [odata_batch.Part("PATCH", f"{dst_root}{dv.entity_set}(cdm_workernumber='{m['cdm_workernumber']}')",
-                                  m) for m in mapped]
-    if not bodies:
-        bodies = [(dst_root + "$batch", *odata_batch.build([parts[i:i + BATCH]], atomic=False))
-                  for i in range(0, len(parts), BATCH)]
+            bodies = upsert_multiples(f"{dst_root}{dv.entity_set}/Microsoft.Dynamics.CRM.UpsertMultiple", [
+                {"@odata.type": f"Microsoft.Dynamics.CRM.{dv.table}", "@odata.id": ref, **m}
+                for ref, m in zip(at, mapped, strict=True)], BATCH)
+        else:
+            bodies = batches(dst_root + "$batch", [odata_batch.Part("PATCH", dst_root + ref, m)
+                                                   for ref, m in zip(at, mapped, strict=True)], BATCH)
     limits = httpx.Limits(max_connections=CONCURRENCY + 1)
     async with httpx.AsyncClient(timeout=120, limits=limits) as c:
         started = time.perf_counter()

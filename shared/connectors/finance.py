@@ -134,21 +134,21 @@ class FinanceConnector:
                 self.http, some, part, batch_size=self.batch_size, part_error=self._part_error
             )
 
-        if expect == "new":
-            # POST first, PATCH only the duplicates.
-            results = await run(writes, post)
-            existing = [i for i, r in enumerate(results)
-                        if isinstance(r.error, Conflict) and isinstance(r.write, Upsert)]
-            for i, r in zip(existing, await run([writes[i] for i in existing], patch), strict=True):
+        async def again(results: list[WriteResult], indices: list[int], part: Callable[[Write], batch.Part]) -> None:
+            for i, r in zip(indices, await run([writes[i] for i in indices], part), strict=True):
                 results[i] = r
+
+        def failed_upserts(results: list[WriteResult], error: type[ConnectorError], among: Sequence[int]) -> list[int]:
+            return [i for i in among if isinstance(results[i].error, error) and isinstance(results[i].write, Upsert)]
+
+        everything = range(len(writes))
+        if expect == "new":  # POST first, PATCH only the duplicates
+            results = await run(writes, post)
+            await again(results, failed_upserts(results, Conflict, everything), patch)
             return results
         results = await run(writes, patch)
-        missing = [i for i, r in enumerate(results) if isinstance(r.error, NotFound) and isinstance(r.write, Upsert)]
+        missing = failed_upserts(results, NotFound, everything)
         if missing:
-            for i, r in zip(missing, await run([writes[i] for i in missing], post), strict=True):
-                results[i] = r
-            raced = [i for i in missing if isinstance(results[i].error, Conflict)]
-            if raced:
-                for i, r in zip(raced, await run([writes[i] for i in raced], patch), strict=True):
-                    results[i] = r
+            await again(results, missing, post)
+            await again(results, failed_upserts(results, Conflict, missing), patch)  # lost a race: update
         return results
